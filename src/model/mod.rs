@@ -1,0 +1,10 @@
+//! The pure domain: events, outcomes, the event taxonomy, tenants, roles and time.
+//!
+//! Nothing here does I/O or reads a clock; callers pass `now` in.
+
+mod event;
+mod tenant;
+pub mod time;
+
+pub use event::{Event, EventType, Outcome};
+pub use tenant::{KeyKind, Role, TenantSlug};
