@@ -5,6 +5,8 @@
 mod event;
 mod tenant;
 pub mod time;
+mod token;
 
 pub use event::{Event, EventType, Outcome};
 pub use tenant::{KeyKind, Role, TenantSlug};
+pub use token::TokenState;

@@ -1,1 +1,179 @@
-//! wip
+//! The store: one redb file under the data directory. The only module that imports redb.
+//!
+//! Writes go through the single group-commit [`writer`]; reads run in redb read
+//! transactions on tokio's blocking pool and never block the writer (MVCC).
+
+pub mod codec;
+mod counters;
+mod error;
+mod migrate;
+pub mod names;
+mod read;
+pub mod records;
+mod recount;
+pub mod tables;
+mod writer;
+pub mod admin;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+
+use crate::model::Event;
+pub use admin::{KeyInfo, MemberInfo, TenantInfo, UserInfo};
+pub use counters::CounterRow;
+pub use error::StoreError;
+pub use names::Names;
+pub use read::{EventFilter, EventPage, Snapshot, StoredEvent};
+pub use recount::RecountReport;
+pub use tables::{Dim, Granularity};
+use writer::{Command, Writer};
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "gatewatch.redb";
+
+/// How the writer batches.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// Requests that may wait in the queue.
+    pub queue_capacity: usize,
+    /// Most events applied in one transaction.
+    pub max_group_events: usize,
+    /// How long a request waits for room in a full queue before it gets 503.
+    pub enqueue_wait: Duration,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        WriterConfig {
+            queue_capacity: 4096,
+            max_group_events: 20_000,
+            enqueue_wait: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What one ingest request got: the server id of each event, `None` for a duplicate.
+pub type IngestIds = Vec<Option<u64>>;
+
+/// A handle on the open store. Cheap to share behind an `Arc`.
+pub struct Store {
+    db: Arc<Database>,
+    names: names::SharedNames,
+    writer: Writer,
+    writable: Arc<AtomicBool>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` and starts its writer thread.
+    pub fn open(dir: &Path, config: WriterConfig) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Storage(format!("creating {}: {e}", dir.display())))?;
+        let path = dir.join(DB_FILE);
+        let db = Database::create(&path)?;
+        let next_seq = migrate::prepare(&db)?;
+        let names = migrate::load_names(&db)?;
+        let db = Arc::new(db);
+        let names: names::SharedNames = Arc::new(std::sync::RwLock::new(Arc::new(names)));
+        let writable = Arc::new(AtomicBool::new(true));
+        let writer = Writer::start(
+            db.clone(),
+            names.clone(),
+            writable.clone(),
+            next_seq,
+            config,
+        )?;
+        Ok(Store {
+            db,
+            names,
+            writer,
+            writable,
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the writer runs and accepts writes.
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::Acquire) && self.writer.is_running()
+    }
+
+    /// Appends `events` of `tenant` durably; resolves once they are committed.
+    pub async fn ingest(
+        &self,
+        tenant: u32,
+        received_at: u64,
+        events: Vec<Event>,
+    ) -> Result<IngestIds, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.writer
+            .submit(Command::Ingest(writer::IngestJob {
+                tenant,
+                received_at,
+                events,
+                reply,
+            }))
+            .await?;
+        answer.await.map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// Runs `f` in its own durable write transaction on the writer thread.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = move |db: &Database| {
+            let result = (|| {
+                let txn = db.begin_write()?;
+                let value = f(&txn)?;
+                txn.commit()?;
+                Ok(value)
+            })();
+            let _ = reply.send(result);
+        };
+        self.writer.submit(Command::Exec(Box::new(job))).await?;
+        answer.await.map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// Runs `f` over a consistent snapshot, on the blocking pool.
+    pub async fn read<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Snapshot) -> Result<R, StoreError> + Send + 'static,
+    {
+        let snapshot = self.snapshot()?;
+        tokio::task::spawn_blocking(move || f(&snapshot))
+            .await
+            .map_err(|e| StoreError::Storage(format!("read task failed: {e}")))?
+    }
+
+    /// A consistent read snapshot, for synchronous callers (CLI, tests).
+    pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let txn: ReadTransaction = self.db.begin_read()?;
+        Ok(Snapshot::new(txn, names::snapshot(&self.names)))
+    }
+
+    /// Stops the writer after everything queued before this call is committed.
+    pub fn close(&self) {
+        self.writer.stop();
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.writer.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests;

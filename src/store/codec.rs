@@ -1,0 +1,55 @@
+//! Versioned value encoding: one format byte, then bincode 2 (serde, standard config).
+//!
+//! Decoding is bounded (a length prefix cannot make us allocate more than the record could
+//! hold) and a record that fails to decode is reported as corruption, never a panic.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::StoreError;
+
+/// The format byte written in front of every record.
+pub const FORMAT_V1: u8 = 1;
+/// Largest record we will ever decode.
+const MAX_RECORD: usize = 1 << 20;
+
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![FORMAT_V1];
+    let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
+        .map_err(|e| StoreError::Corrupt(format!("encoding a record: {e}")))?;
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&FORMAT_V1, body)) => {
+            let config = bincode::config::standard().with_limit::<MAX_RECORD>();
+            bincode::serde::decode_from_slice(body, config)
+                .map(|(value, _)| value)
+                .map_err(|e| StoreError::Corrupt(format!("{what} record does not decode: {e}")))
+        }
+        Some((version, _)) => Err(StoreError::Corrupt(format!(
+            "{what} record has unknown format {version}"
+        ))),
+        None => Err(StoreError::Corrupt(format!("{what} record is empty"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_corruption() {
+        let v = (7u64, "x".to_owned(), Some(3u32));
+        let bytes = encode(&v).expect("encodes");
+        assert_eq!(bytes[0], FORMAT_V1);
+        let back: (u64, String, Option<u32>) = decode(&bytes, "t").expect("decodes");
+        assert_eq!(back, v);
+        assert!(decode::<(u64, String)>(&[], "t").is_err());
+        assert!(decode::<(u64, String)>(&[9, 1], "t").is_err());
+        // A huge length prefix must fail cleanly, not allocate.
+        assert!(decode::<Vec<u8>>(&[1, 0xfc, 0xff, 0xff, 0xff, 0xff], "t").is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! Interned strings: event types, client ids, grant types and methods are stored once and
+//! referred to by a `u32` in log records and counter keys.
+//!
+//! The writer owns interning; readers get an immutable snapshot ([`Names`] behind an `Arc`)
+//! that the writer replaces after each commit that added names. A name is published only
+//! once its commit is durable, so no reader can see an id that a failed commit took back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// An immutable view of every interned string.
+#[derive(Debug, Default, Clone)]
+pub struct Names {
+    by_id: Vec<Arc<str>>,
+    by_text: HashMap<Arc<str>, u32>,
+}
+
+impl Names {
+    pub fn from_ordered(texts: Vec<String>) -> Names {
+        let mut names = Names::default();
+        for text in texts {
+            names.push(text.into());
+        }
+        names
+    }
+
+    fn push(&mut self, text: Arc<str>) {
+        let id = self.by_id.len() as u32;
+        self.by_text.insert(text.clone(), id);
+        self.by_id.push(text);
+    }
+
+    pub fn text(&self, id: u32) -> Option<&str> {
+        self.by_id.get(id as usize).map(|s| &**s)
+    }
+
+    pub fn id(&self, text: &str) -> Option<u32> {
+        self.by_text.get(text).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+/// The shared, swappable snapshot.
+pub type SharedNames = Arc<RwLock<Arc<Names>>>;
+
+/// Takes the current snapshot (cheap: one `Arc` clone).
+pub fn snapshot(shared: &SharedNames) -> Arc<Names> {
+    match shared.read() {
+        Ok(guard) => guard.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+/// Names interned during one write transaction, not yet published.
+pub struct PendingNames {
+    base: Arc<Names>,
+    added: Vec<Arc<str>>,
+    added_ids: HashMap<Arc<str>, u32>,
+}
+
+impl PendingNames {
+    pub fn new(base: Arc<Names>) -> PendingNames {
+        PendingNames {
+            base,
+            added: Vec::new(),
+            added_ids: HashMap::new(),
+        }
+    }
+
+    /// The id of `text`, assigning the next free one if it is new.
+    pub fn intern(&mut self, text: &str) -> u32 {
+        if let Some(id) = self.base.id(text).or_else(|| self.added_ids.get(text).copied()) {
+            return id;
+        }
+        let id = (self.base.len() + self.added.len()) as u32;
+        let text: Arc<str> = text.into();
+        self.added_ids.insert(text.clone(), id);
+        self.added.push(text);
+        id
+    }
+
+    /// The new (id, text) pairs, to be written in the same transaction.
+    pub fn added(&self) -> impl Iterator<Item = (u32, &str)> {
+        let first = self.base.len() as u32;
+        self.added
+            .iter()
+            .enumerate()
+            .map(move |(i, t)| (first + i as u32, &**t))
+    }
+
+    /// After a durable commit: the snapshot including the new names, if there are any.
+    pub fn publish(self, shared: &SharedNames) {
+        if self.added.is_empty() {
+            return;
+        }
+        let mut next = (*self.base).clone();
+        for text in self.added {
+            next.push(text);
+        }
+        let mut guard = match shared.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_is_stable_and_published_after_commit() {
+        let shared: SharedNames = Arc::new(RwLock::new(Arc::new(Names::from_ordered(vec![
+            "a".into(),
+        ]))));
+        let mut pending = PendingNames::new(snapshot(&shared));
+        assert_eq!(pending.intern("a"), 0);
+        assert_eq!(pending.intern("b"), 1);
+        assert_eq!(pending.intern("b"), 1);
+        assert_eq!(pending.added().collect::<Vec<_>>(), vec![(1, "b")]);
+        assert_eq!(snapshot(&shared).id("b"), None);
+        pending.publish(&shared);
+        assert_eq!(snapshot(&shared).id("b"), Some(1));
+        assert_eq!(snapshot(&shared).text(1), Some("b"));
+    }
+}

@@ -1,0 +1,219 @@
+//! Read methods over a consistent snapshot: events by time range and filters, one event by
+//! seq, counter buckets. Readers never block the writer (redb MVCC).
+
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use redb::{ReadTransaction, ReadableTable as _};
+
+use super::codec::decode;
+use super::counters::CounterRow;
+use super::names::Names;
+use super::records::EventRecord;
+use super::tables::*;
+use super::StoreError;
+use crate::model::{Event, Outcome};
+
+/// A read transaction plus the interned names it may refer to.
+pub struct Snapshot {
+    txn: ReadTransaction,
+    names: Arc<Names>,
+}
+
+/// An event as stored: the validated event plus what the server added.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub tenant: u32,
+    pub received_at: u64,
+    pub event: Event,
+}
+
+/// Which events a listing wants. Time bounds are `[from, to)` in epoch ms.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub from: u64,
+    pub to: u64,
+    pub event_type: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub token: Option<String>,
+    pub ip: Option<IpNet>,
+    /// Lower-cased substring searched in route, user agent, error and context.
+    pub q: Option<String>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, e: &Event) -> bool {
+        fn same(want: &Option<String>, have: &Option<String>) -> bool {
+            want.is_none() || want.as_deref() == have.as_deref()
+        }
+        (self.event_type.is_none() || self.event_type.as_deref() == Some(e.event_type.as_str()))
+            && self.outcome.is_none_or(|o| o == e.outcome)
+            && same(&self.client_id, &e.client_id)
+            && same(&self.user_id, &e.user_id)
+            && same(&self.token, &e.token)
+            && self
+                .ip
+                .is_none_or(|net| e.ip.is_some_and(|ip| net.contains(&ip)))
+            && self.q.as_deref().is_none_or(|q| {
+                [&e.route, &e.user_agent, &e.error, &e.context]
+                    .into_iter()
+                    .flatten()
+                    .any(|text| text.to_lowercase().contains(q))
+            })
+    }
+}
+
+/// One page of a newest-first listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    /// Where the next page starts: the (ts, seq) of the last event returned, exclusive.
+    pub next: Option<(u64, u64)>,
+}
+
+impl Snapshot {
+    pub(super) fn new(txn: ReadTransaction, names: Arc<Names>) -> Snapshot {
+        Snapshot { txn, names }
+    }
+
+    pub(super) fn txn(&self) -> &ReadTransaction {
+        &self.txn
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// Newest-first events of `tenant` matching `filter`, strictly older than `before`
+    /// (a (ts, seq) cursor) when given.
+    pub fn events_page(
+        &self,
+        tenant: u32,
+        filter: &EventFilter,
+        before: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let log = self.txn.open_table(EVENTS)?;
+        let upper = match before {
+            Some((ts, seq)) if ts < filter.to => (tenant, ts, seq),
+            _ => (tenant, filter.to, 0),
+        };
+        let mut events: Vec<StoredEvent> = Vec::new();
+        let mut next = None;
+        for entry in log.range((tenant, filter.from, 0)..upper)?.rev() {
+            let (key, bytes) = entry?;
+            let (_, ts, seq) = key.value();
+            let stored = self.decode_event(tenant, ts, seq, bytes.value())?;
+            if filter.matches(&stored.event) {
+                if let Some(last) = events.last().filter(|_| events.len() == limit) {
+                    next = Some((last.event.ts, last.seq));
+                    break;
+                }
+                events.push(stored);
+            }
+        }
+        Ok(EventPage { events, next })
+    }
+
+    /// Calls `visit` for every event of `tenant` in `[from, to)`, oldest first.
+    pub fn for_each_event(
+        &self,
+        tenant: u32,
+        from: u64,
+        to: u64,
+        mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let log = self.txn.open_table(EVENTS)?;
+        for entry in log.range((tenant, from, 0)..(tenant, to, 0))? {
+            let (key, bytes) = entry?;
+            let (_, ts, seq) = key.value();
+            visit(self.decode_event(tenant, ts, seq, bytes.value())?)?;
+        }
+        Ok(())
+    }
+
+    /// The event with server id `seq`, if it belongs to `tenant`.
+    pub fn event(&self, tenant: u32, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        let Some(place) = self.txn.open_table(EVENT_SEQ)?.get(seq)? else {
+            return Ok(None);
+        };
+        let (owner, ts) = place.value();
+        if owner != tenant {
+            return Ok(None);
+        }
+        let log = self.txn.open_table(EVENTS)?;
+        let Some(bytes) = log.get((tenant, ts, seq))? else {
+            return Ok(None);
+        };
+        self.decode_event(tenant, ts, seq, bytes.value()).map(Some)
+    }
+
+    fn decode_event(
+        &self,
+        tenant: u32,
+        ts: u64,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<StoredEvent, StoreError> {
+        let record: EventRecord = decode(bytes, "event")?;
+        let received_at = record.received_at;
+        Ok(StoredEvent {
+            seq,
+            tenant,
+            received_at,
+            event: record.into_event(ts, &self.names)?,
+        })
+    }
+
+    /// Counter buckets of `tenant` for `dim` in buckets `[from, to)`, for every value of
+    /// the dimension (or only `value`), skipping from one value's range to the next.
+    pub fn counters(
+        &self,
+        tenant: u32,
+        granularity: Granularity,
+        dim: Dim,
+        value: Option<u32>,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<CounterRow>, StoreError> {
+        let table = self.txn.open_table(COUNTERS)?;
+        let (g, d) = (granularity as u8, dim as u8);
+        let mut rows = Vec::new();
+        let mut next_value = value.unwrap_or(0);
+        loop {
+            let start: CounterKey = (tenant, g, d, next_value, from, 0, 0);
+            let end: CounterKey = (tenant, g, d, next_value, to, 0, 0);
+            for entry in table.range(start..end)? {
+                let (key, count) = entry?;
+                rows.push(CounterRow::from_key(key.value(), count.value()));
+            }
+            if value.is_some() || next_value == u32::MAX {
+                break;
+            }
+            // Find the next dimension value that has any bucket at all.
+            let after: CounterKey = (tenant, g, d, next_value + 1, 0, 0, 0);
+            let limit: CounterKey = (tenant, g, d + 1, 0, 0, 0, 0);
+            match table.range(after..limit)?.next() {
+                Some(entry) => next_value = entry?.0.value().3,
+                None => break,
+            }
+        }
+        Ok(rows)
+    }
+
+    /// The stored state of one token.
+    pub fn token_state(
+        &self,
+        tenant: u32,
+        token: &str,
+    ) -> Result<Option<crate::model::TokenState>, StoreError> {
+        let table = self.txn.open_table(TOKENS)?;
+        match table.get((tenant, token))? {
+            Some(bytes) => decode(bytes.value(), "token").map(Some),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The records stored as table values, and their conversion from and to domain types.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::names::{Names, PendingNames};
+use super::StoreError;
+use crate::model::{Event, EventType, Outcome};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantRecord {
+    pub slug: String,
+    pub name: String,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub name: String,
+    /// PHC string of an argon2id hash.
+    pub password_hash: String,
+    pub owner: bool,
+    pub created_at: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub id: u64,
+    pub tenant: u32,
+    /// `true` for an ingest key, `false` for an admin key.
+    pub ingest: bool,
+    /// For admin keys: the user the key acts as.
+    pub user: Option<u32>,
+    pub name: String,
+    /// The first characters of the secret, to recognise it in a list.
+    pub prefix: String,
+    /// SHA-256 of the secret.
+    pub hash: [u8; 32],
+    pub created_at: u64,
+}
+
+/// An event as stored in the log. Repeated strings are interned (see `names`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub received_at: u64,
+    pub type_id: u32,
+    pub outcome: u8,
+    pub id: Option<String>,
+    pub token: Option<String>,
+    pub client: Option<u32>,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub grant: Option<u32>,
+    pub scopes: Vec<String>,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    pub method: Option<u32>,
+    pub route: Option<String>,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub expires_at: Option<u64>,
+    pub duration_ms: Option<u32>,
+    pub context: Option<String>,
+}
+
+impl EventRecord {
+    /// The record for `event`, interning its repeated strings into `pending`.
+    pub fn from_event(event: &Event, received_at: u64, pending: &mut PendingNames) -> Self {
+        EventRecord {
+            received_at,
+            type_id: pending.intern(event.event_type.as_str()),
+            outcome: event.outcome.code(),
+            id: event.id.clone(),
+            token: event.token.clone(),
+            client: event.client_id.as_deref().map(|c| pending.intern(c)),
+            user_id: event.user_id.clone(),
+            device_id: event.device_id.clone(),
+            grant: event.grant_type.as_deref().map(|g| pending.intern(g)),
+            scopes: event.scopes.clone(),
+            ip: event.ip,
+            user_agent: event.user_agent.clone(),
+            method: event.method.as_deref().map(|m| pending.intern(m)),
+            route: event.route.clone(),
+            status: event.status,
+            error: event.error.clone(),
+            expires_at: event.expires_at,
+            duration_ms: event.duration_ms,
+            context: event.context.clone(),
+        }
+    }
+
+    /// The domain event back, with interned strings resolved.
+    pub fn into_event(self, ts: u64, names: &Names) -> Result<Event, StoreError> {
+        let name = |id: u32| -> Result<String, StoreError> {
+            names
+                .text(id)
+                .map(str::to_owned)
+                .ok_or_else(|| StoreError::Corrupt(format!("name id {id} is unknown")))
+        };
+        let event_type = EventType::parse(&name(self.type_id)?)
+            .ok_or_else(|| StoreError::Corrupt("stored event type is malformed".into()))?;
+        let outcome = Outcome::from_code(self.outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("outcome code {}", self.outcome)))?;
+        Ok(Event {
+            event_type,
+            ts,
+            id: self.id,
+            outcome,
+            token: self.token,
+            client_id: self.client.map(name).transpose()?,
+            user_id: self.user_id,
+            device_id: self.device_id,
+            grant_type: self.grant.map(name).transpose()?,
+            scopes: self.scopes,
+            ip: self.ip,
+            user_agent: self.user_agent,
+            method: self.method.map(name).transpose()?,
+            route: self.route,
+            status: self.status,
+            error: self.error,
+            expires_at: self.expires_at,
+            duration_ms: self.duration_ms,
+            context: self.context,
+        })
+    }
+}

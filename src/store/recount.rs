@@ -1,0 +1,147 @@
+//! Recounting the log: the invariant "counters and token state equal a recount of the log",
+//! checked (for tests and operators) and restored (`gatewatch rebuild`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use super::codec::{decode, encode};
+use super::counters::CounterDeltas;
+use super::read::Snapshot;
+use super::names::{self, Names};
+use super::records::EventRecord;
+use super::tables::*;
+use super::{Store, StoreError};
+use crate::model::TokenState;
+
+/// What a recount found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecountReport {
+    /// Events in the log.
+    pub events: u64,
+    /// Counter buckets whose stored value differs from the recount (missing or extra ones
+    /// included).
+    pub counter_mismatches: u64,
+    /// Tokens whose stored state differs from the recount.
+    pub token_mismatches: u64,
+    /// seq-index entries that do not point at a logged event, or events without one.
+    pub index_mismatches: u64,
+}
+
+impl RecountReport {
+    pub fn is_consistent(&self) -> bool {
+        self.counter_mismatches == 0 && self.token_mismatches == 0 && self.index_mismatches == 0
+    }
+}
+
+/// Aggregates recomputed from the log alone.
+struct Recount {
+    events: u64,
+    counters: BTreeMap<CounterKey, u64>,
+    tokens: HashMap<(u32, String), TokenState>,
+}
+
+/// Recomputes counters and token states from every event of `log`.
+fn recount_log(
+    log: &impl ReadableTable<(u32, u64, u64), &'static [u8]>,
+    names: &Names,
+) -> Result<Recount, StoreError> {
+    let mut counters = CounterDeltas::default();
+    let mut tokens: HashMap<(u32, String), TokenState> = HashMap::new();
+    let mut events = 0;
+    for entry in log.iter()? {
+        let (key, bytes) = entry?;
+        let (tenant, ts, _) = key.value();
+        let record: EventRecord = decode(bytes.value(), "event")?;
+        counters.add(tenant, ts, &record);
+        let event = record.into_event(ts, names)?;
+        if let Some(token) = &event.token {
+            tokens
+                .entry((tenant, token.clone()))
+                .or_default()
+                .apply(&event);
+        }
+        events += 1;
+    }
+    Ok(Recount {
+        events,
+        counters: counters.into_map(),
+        tokens,
+    })
+}
+
+impl Snapshot {
+    /// Compares every stored aggregate with a recount of the log.
+    pub fn verify(&self) -> Result<RecountReport, StoreError> {
+        let expected = recount_log(&self.txn().open_table(EVENTS)?, self.names())?;
+        let mut report = RecountReport {
+            events: expected.events,
+            ..RecountReport::default()
+        };
+        let counters = self.txn().open_table(COUNTERS)?;
+        let mut seen = 0u64;
+        for entry in counters.iter()? {
+            let (key, count) = entry?;
+            seen += 1;
+            if expected.counters.get(&key.value()) != Some(&count.value()) {
+                report.counter_mismatches += 1;
+            }
+        }
+        // Buckets the recount has but the table lacks.
+        let matched = seen - report.counter_mismatches;
+        report.counter_mismatches += expected.counters.len() as u64 - matched;
+
+        let tokens = self.txn().open_table(TOKENS)?;
+        let mut stored_tokens = 0u64;
+        for entry in tokens.iter()? {
+            let (key, bytes) = entry?;
+            stored_tokens += 1;
+            let (tenant, token) = key.value();
+            let state: TokenState = decode(bytes.value(), "token")?;
+            if expected.tokens.get(&(tenant, token.to_owned())) != Some(&state) {
+                report.token_mismatches += 1;
+            }
+        }
+        let matched = stored_tokens - report.token_mismatches;
+        report.token_mismatches += expected.tokens.len() as u64 - matched;
+
+        let by_seq = self.txn().open_table(EVENT_SEQ)?;
+        let log = self.txn().open_table(EVENTS)?;
+        for entry in by_seq.iter()? {
+            let (seq, place) = entry?;
+            let (tenant, ts) = place.value();
+            if log.get((tenant, ts, seq.value()))?.is_none() {
+                report.index_mismatches += 1;
+            }
+        }
+        report.index_mismatches += by_seq.len()?.abs_diff(log.len()?);
+        Ok(report)
+    }
+}
+
+impl Store {
+    /// Recomputes every counter bucket and token state from the log and replaces the
+    /// stored ones, in one transaction. Returns what differed before the rebuild.
+    pub async fn rebuild(&self) -> Result<RecountReport, StoreError> {
+        let before = self.read(|snap| snap.verify()).await?;
+        let shared = self.names.clone();
+        // Recount inside the write transaction: the writer is single, so no event can
+        // slip in between the recount and the replacement.
+        self.write(move |txn| {
+            let expected = recount_log(&txn.open_table(EVENTS)?, &names::snapshot(&shared))?;
+            let mut counters = txn.open_table(COUNTERS)?;
+            counters.retain(|_, _| false)?;
+            for (key, count) in &expected.counters {
+                counters.insert(*key, *count)?;
+            }
+            let mut tokens = txn.open_table(TOKENS)?;
+            tokens.retain(|_, _| false)?;
+            for ((tenant, token), state) in &expected.tokens {
+                tokens.insert((*tenant, token.as_str()), encode(state)?.as_slice())?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(before)
+    }
+}

@@ -1,0 +1,72 @@
+//! Every redb table of the store, in one place. Keys are fixed-width tuples so that range
+//! scans run in time order within a tenant; values are versioned encodings (see `codec`).
+
+use redb::TableDefinition;
+
+/// Schema version, next sequence number and other single values.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// tenant id → [`super::records::TenantRecord`].
+pub const TENANTS: TableDefinition<u32, &[u8]> = TableDefinition::new("tenants");
+/// slug → tenant id.
+pub const TENANT_SLUGS: TableDefinition<&str, u32> = TableDefinition::new("tenant_slugs");
+
+/// user id → [`super::records::UserRecord`].
+pub const USERS: TableDefinition<u32, &[u8]> = TableDefinition::new("users");
+/// user name → user id.
+pub const USER_NAMES: TableDefinition<&str, u32> = TableDefinition::new("user_names");
+/// (tenant id, user id) → role code.
+pub const MEMBERS: TableDefinition<(u32, u32), u8> = TableDefinition::new("members");
+
+/// key id → [`super::records::KeyRecord`] (holds the SHA-256 of the secret, never the secret).
+pub const API_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("api_keys");
+
+/// Interned strings (event types, client ids, grant types, methods): id → text.
+pub const NAMES: TableDefinition<u32, &str> = TableDefinition::new("names");
+
+/// The append-only event log: (tenant, ts ms, seq) → [`super::records::EventRecord`].
+pub const EVENTS: TableDefinition<(u32, u64, u64), &[u8]> = TableDefinition::new("events");
+/// seq → (tenant, ts ms): finds one event by its server id.
+pub const EVENT_SEQ: TableDefinition<u64, (u32, u64)> = TableDefinition::new("event_seq");
+
+/// Counter buckets: [`CounterKey`] → count.
+pub const COUNTERS: TableDefinition<CounterKey, u64> = TableDefinition::new("counters");
+
+/// Per-token state: (tenant, token) → [`super::records::TokenState`].
+pub const TOKENS: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("tokens");
+
+/// Idempotency keys: (tenant, client's id) → receive time ms (kept 7 days).
+pub const DEDUP: TableDefinition<(u32, &str), u64> = TableDefinition::new("dedup");
+
+/// (tenant, granularity, dimension, dimension value id, bucket, type id, outcome code).
+///
+/// The dimension value sits before the bucket so that one client's (or grant type's) time
+/// range is contiguous; for [`Dim::Type`] the value is always 0.
+pub type CounterKey = (u32, u8, u8, u32, u32, u32, u8);
+
+/// Bucket granularity of a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Granularity {
+    /// Hours since the epoch.
+    Hour = 0,
+    /// UTC days since the epoch.
+    Day = 1,
+}
+
+/// What a counter is broken down by, besides type and outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dim {
+    /// Type × outcome only.
+    Type = 0,
+    /// Per grant type.
+    GrantType = 1,
+    /// Per client id.
+    Client = 2,
+}
+
+/// Meta keys.
+pub const META_SCHEMA_VERSION: &str = "schema_version";
+pub const META_NEXT_SEQ: &str = "next_seq";
+pub const META_NEXT_TENANT: &str = "next_tenant";
+pub const META_NEXT_USER: &str = "next_user";
+pub const META_NEXT_KEY: &str = "next_key";

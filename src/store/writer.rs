@@ -1,0 +1,252 @@
+//! The single writer: group commit.
+//!
+//! One thread owns every write transaction. It blocks for the first queued command, drains
+//! whatever else is queued (up to `max_group_events`), applies all of it in ONE transaction —
+//! log append, counters, token state, dedup keys — commits durably, and only then answers
+//! every request of the group. A request's success therefore means its events are on disk.
+//!
+//! After a storage error the writer refuses further ingest (never retrying a failed fsync in
+//! place); readiness reports it and a restart reopens the file.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use redb::{Database, ReadableTable};
+use tokio::sync::mpsc::{self, error::SendTimeoutError};
+use tokio::sync::oneshot;
+
+use super::codec::{decode, encode};
+use super::counters::CounterDeltas;
+use super::names::{self, PendingNames, SharedNames};
+use super::records::EventRecord;
+use super::tables::*;
+use super::{IngestIds, StoreError, WriterConfig};
+use crate::model::time::DAY_MS;
+use crate::model::{Event, TokenState};
+
+/// How long an idempotency key suppresses repeats.
+pub const DEDUP_WINDOW_MS: u64 = 7 * DAY_MS;
+
+/// A batch of one request's events, with where to send the answer.
+pub struct IngestJob {
+    pub tenant: u32,
+    pub received_at: u64,
+    pub events: Vec<Event>,
+    pub reply: oneshot::Sender<Result<IngestIds, StoreError>>,
+}
+
+/// What the writer thread is asked to do.
+pub enum Command {
+    Ingest(IngestJob),
+    /// Anything else that writes (tenants, keys, maintenance), run in its own transaction
+    /// between groups. The closure answers its caller itself.
+    Exec(Box<dyn FnOnce(&Database) + Send>),
+}
+
+pub struct Writer {
+    queue: Mutex<Option<mpsc::Sender<Command>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    running: Arc<AtomicBool>,
+    enqueue_wait: Duration,
+}
+
+impl Writer {
+    pub fn start(
+        db: Arc<Database>,
+        names: SharedNames,
+        writable: Arc<AtomicBool>,
+        next_seq: u64,
+        config: WriterConfig,
+    ) -> Result<Writer, StoreError> {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let running = Arc::new(AtomicBool::new(true));
+        let state = WriterState {
+            db,
+            names,
+            writable,
+            next_seq,
+            max_group_events: config.max_group_events.max(1),
+        };
+        let flag = running.clone();
+        let thread = std::thread::Builder::new()
+            .name("gatewatch-writer".into())
+            .spawn(move || {
+                state.run(rx);
+                flag.store(false, Ordering::Release);
+            })
+            .map_err(|e| StoreError::Storage(format!("starting the writer thread: {e}")))?;
+        Ok(Writer {
+            queue: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            running,
+            enqueue_wait: config.enqueue_wait,
+        })
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// Queues `command`, waiting at most the configured time for room.
+    pub async fn submit(&self, command: Command) -> Result<(), StoreError> {
+        let sender = lock(&self.queue).clone().ok_or(StoreError::Unavailable)?;
+        match sender.send_timeout(command, self.enqueue_wait).await {
+            Ok(()) => Ok(()),
+            Err(SendTimeoutError::Timeout(_)) => Err(StoreError::Busy),
+            Err(SendTimeoutError::Closed(_)) => Err(StoreError::Unavailable),
+        }
+    }
+
+    /// Closes the queue and waits until everything already queued is committed.
+    pub fn stop(&self) {
+        drop(lock(&self.queue).take());
+        if let Some(thread) = lock(&self.thread).take() {
+            if thread.join().is_err() {
+                tracing::error!("the writer thread panicked");
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct WriterState {
+    db: Arc<Database>,
+    names: SharedNames,
+    writable: Arc<AtomicBool>,
+    next_seq: u64,
+    max_group_events: usize,
+}
+
+impl WriterState {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut group = Vec::new();
+            let mut size = 0;
+            let mut after = None;
+            match first {
+                Command::Ingest(job) => {
+                    size += job.events.len();
+                    group.push(job);
+                }
+                Command::Exec(f) => after = Some(f),
+            }
+            while after.is_none() && size < self.max_group_events {
+                match rx.try_recv() {
+                    Ok(Command::Ingest(job)) => {
+                        size += job.events.len();
+                        group.push(job);
+                    }
+                    Ok(Command::Exec(f)) => after = Some(f),
+                    Err(_) => break,
+                }
+            }
+            if !group.is_empty() {
+                self.commit_group(group);
+            }
+            if let Some(f) = after {
+                f(&self.db);
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<IngestJob>) {
+        if !self.writable.load(Ordering::Acquire) {
+            for job in group {
+                let _ = job.reply.send(Err(StoreError::Unavailable));
+            }
+            return;
+        }
+        match self.apply(&group) {
+            Ok((ids, pending, next_seq)) => {
+                self.next_seq = next_seq;
+                pending.publish(&self.names);
+                for (job, ids) in group.into_iter().zip(ids) {
+                    let _ = job.reply.send(Ok(ids));
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "group commit failed; refusing writes until restart");
+                if matches!(error, StoreError::Storage(_)) {
+                    self.writable.store(false, Ordering::Release);
+                }
+                for job in group {
+                    let _ = job.reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    /// Applies a whole group in one durable transaction.
+    fn apply(
+        &self,
+        group: &[IngestJob],
+    ) -> Result<(Vec<IngestIds>, PendingNames, u64), StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut pending = PendingNames::new(names::snapshot(&self.names));
+        let mut counters = CounterDeltas::default();
+        let mut tokens: HashMap<(u32, String), TokenState> = HashMap::new();
+        let mut keys_in_group: HashSet<(u32, &str)> = HashSet::new();
+        let mut next_seq = self.next_seq;
+        let mut all_ids = Vec::with_capacity(group.len());
+        {
+            let mut log = txn.open_table(EVENTS)?;
+            let mut by_seq = txn.open_table(EVENT_SEQ)?;
+            let mut dedup = txn.open_table(DEDUP)?;
+            let mut token_table = txn.open_table(TOKENS)?;
+            for job in group {
+                let mut ids = Vec::with_capacity(job.events.len());
+                for event in &job.events {
+                    if let Some(key) = event.id.as_deref() {
+                        let repeat = !keys_in_group.insert((job.tenant, key))
+                            || dedup.get((job.tenant, key))?.is_some_and(|seen| {
+                                seen.value() + DEDUP_WINDOW_MS > job.received_at
+                            });
+                        if repeat {
+                            ids.push(None);
+                            continue;
+                        }
+                        dedup.insert((job.tenant, key), job.received_at)?;
+                    }
+                    let seq = next_seq;
+                    next_seq += 1;
+                    let record = EventRecord::from_event(event, job.received_at, &mut pending);
+                    counters.add(job.tenant, event.ts, &record);
+                    log.insert((job.tenant, event.ts, seq), encode(&record)?.as_slice())?;
+                    by_seq.insert(seq, (job.tenant, event.ts))?;
+                    if let Some(token) = &event.token {
+                        let key = (job.tenant, token.clone());
+                        if !tokens.contains_key(&key) {
+                            let stored = match token_table.get((job.tenant, token.as_str()))? {
+                                Some(bytes) => decode(bytes.value(), "token")?,
+                                None => TokenState::default(),
+                            };
+                            tokens.insert(key.clone(), stored);
+                        }
+                        if let Some(state) = tokens.get_mut(&key) {
+                            state.apply(event);
+                        }
+                    }
+                    ids.push(Some(seq));
+                }
+                all_ids.push(ids);
+            }
+            for ((tenant, token), state) in &tokens {
+                token_table.insert((*tenant, token.as_str()), encode(state)?.as_slice())?;
+            }
+            counters.write(&mut txn.open_table(COUNTERS)?)?;
+            let mut names_table = txn.open_table(NAMES)?;
+            for (id, text) in pending.added() {
+                names_table.insert(id, text)?;
+            }
+            txn.open_table(META)?.insert(META_NEXT_SEQ, next_seq)?;
+        }
+        txn.commit()?;
+        Ok((all_ids, pending, next_seq))
+    }
+}
