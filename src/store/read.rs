@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use redb::{ReadTransaction, ReadableTable as _};
+use redb::ReadTransaction;
 
 use super::codec::decode;
 use super::counters::CounterRow;
