@@ -1,1 +1,1 @@
-//! wip
+//! Background jobs.

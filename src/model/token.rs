@@ -7,8 +7,10 @@ use super::{Event, Outcome};
 /// Running totals and landmarks of one token within one tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenState {
-    /// The client the token was last seen with.
+    /// The client of the latest event (by time) that named one.
     pub client_id: Option<String>,
+    /// When that event happened.
+    pub client_seen_at: u64,
     pub first_seen: u64,
     pub last_seen: u64,
     pub events: u64,
@@ -21,20 +23,20 @@ pub struct TokenState {
     pub issued_at: Option<u64>,
     /// Earliest `token.revoked` or `token.expired`.
     pub ended_at: Option<u64>,
-    /// Planned expiry from the latest `token.issued` that named one.
+    /// Planned expiry from the latest `token.issued` (by time) that named one.
     pub expires_at: Option<u64>,
+    /// When that `token.issued` happened.
+    pub expiry_set_at: u64,
 }
 
 impl TokenState {
-    /// Folds one event of this token into the state. Order-independent: applying the same
-    /// events in any order gives the same state (except `client_id`/`expires_at`, which
-    /// follow the latest event by time).
+    /// Folds one event of this token into the state. Order-independent except between
+    /// events with equal timestamps naming different clients or expiries.
     pub fn apply(&mut self, event: &Event) {
         if self.events == 0 {
             self.first_seen = event.ts;
             self.last_seen = event.ts;
         }
-        let latest = event.ts >= self.last_seen;
         self.first_seen = self.first_seen.min(event.ts);
         self.last_seen = self.last_seen.max(event.ts);
         self.events += 1;
@@ -49,8 +51,11 @@ impl TokenState {
             "join.download" => self.downloads += 1,
             "token.issued" => {
                 self.issued_at = Some(self.issued_at.map_or(event.ts, |t| t.min(event.ts)));
-                if latest && event.expires_at.is_some() {
+                if event.expires_at.is_some()
+                    && (self.expires_at.is_none() || event.ts >= self.expiry_set_at)
+                {
                     self.expires_at = event.expires_at;
+                    self.expiry_set_at = event.ts;
                 }
             }
             "token.revoked" | "token.expired" => {
@@ -58,8 +63,10 @@ impl TokenState {
             }
             _ => {}
         }
-        if latest && event.client_id.is_some() {
+        if event.client_id.is_some() && (self.client_id.is_none() || event.ts >= self.client_seen_at)
+        {
             self.client_id.clone_from(&event.client_id);
+            self.client_seen_at = event.ts;
         }
     }
 }

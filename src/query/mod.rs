@@ -1,1 +1,9 @@
-//! wip
+//! Read-side answers built on the store's read methods: time ranges and statistics.
+//!
+//! Aggregates come from counter buckets (O(buckets), never a scan of the log).
+
+pub mod range;
+pub mod stats;
+
+pub use range::{HourRange, RangeError};
+pub use stats::Stats;

@@ -105,6 +105,11 @@ pub fn create_user(
     })
 }
 
+/// Whether any user exists (bootstrap runs only on a store without one).
+pub fn has_users(txn: &WriteTransaction) -> Result<bool, StoreError> {
+    Ok(txn.open_table(USERS)?.iter()?.next().is_some())
+}
+
 pub fn set_member(
     txn: &WriteTransaction,
     tenant: u32,

@@ -38,30 +38,34 @@ impl CounterRow {
 pub struct CounterDeltas(BTreeMap<CounterKey, u64>);
 
 impl CounterDeltas {
-    /// Counts one stored event in every bucket it belongs to.
-    pub fn add(&mut self, tenant: u32, ts: u64, record: &EventRecord) {
+    /// Counts one stored event in every bucket it belongs to. `issued_type` is the name id
+    /// of `token.issued`, when interned.
+    pub fn add(&mut self, tenant: u32, ts: u64, record: &EventRecord, issued_type: Option<u32>) {
         for (granularity, bucket) in [
             (Granularity::Hour, hour_of(ts)),
             (Granularity::Day, day_of(ts)),
         ] {
-            let mut bump = |dim: Dim, value: u32| {
+            let mut bump = |dim: Dim, value: u32, type_slot: u32| {
                 let key = (
                     tenant,
                     granularity as u8,
                     dim as u8,
                     value,
                     bucket,
-                    record.type_id,
+                    type_slot,
                     record.outcome,
                 );
                 *self.0.entry(key).or_default() += 1;
             };
-            bump(Dim::Type, 0);
+            bump(Dim::Type, 0, record.type_id);
             if let Some(client) = record.client {
-                bump(Dim::Client, client);
+                bump(Dim::Client, client, record.type_id);
             }
             if let Some(grant) = record.grant {
-                bump(Dim::GrantType, grant);
+                bump(Dim::GrantType, grant, record.type_id);
+                if let (Some(client), true) = (record.client, issued_type == Some(record.type_id)) {
+                    bump(Dim::ClientGrant, client, grant);
+                }
             }
         }
     }

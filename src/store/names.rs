@@ -74,9 +74,14 @@ impl PendingNames {
         }
     }
 
+    /// The id of `text`, if it is interned (committed or pending).
+    pub fn get(&self, text: &str) -> Option<u32> {
+        self.base.id(text).or_else(|| self.added_ids.get(text).copied())
+    }
+
     /// The id of `text`, assigning the next free one if it is new.
     pub fn intern(&mut self, text: &str) -> u32 {
-        if let Some(id) = self.base.id(text).or_else(|| self.added_ids.get(text).copied()) {
+        if let Some(id) = self.get(text) {
             return id;
         }
         let id = (self.base.len() + self.added.len()) as u32;

@@ -62,6 +62,9 @@ pub enum Dim {
     GrantType = 1,
     /// Per client id.
     Client = 2,
+    /// `token.issued` per client id, with the grant type's id in the type slot: answers
+    /// "issued by grant type" for one client.
+    ClientGrant = 3,
 }
 
 /// Meta keys.

@@ -30,6 +30,9 @@ use crate::model::{Event, TokenState};
 /// How long an idempotency key suppresses repeats.
 pub const DEDUP_WINDOW_MS: u64 = 7 * DAY_MS;
 
+/// The type whose events feed the per-client grant-type counters.
+pub const ISSUED: &str = "token.issued";
+
 /// A batch of one request's events, with where to send the answer.
 pub struct IngestJob {
     pub tenant: u32,
@@ -216,7 +219,7 @@ impl WriterState {
                     let seq = next_seq;
                     next_seq += 1;
                     let record = EventRecord::from_event(event, job.received_at, &mut pending);
-                    counters.add(job.tenant, event.ts, &record);
+                    counters.add(job.tenant, event.ts, &record, pending.get(ISSUED));
                     log.insert((job.tenant, event.ts, seq), encode(&record)?.as_slice())?;
                     by_seq.insert(seq, (job.tenant, event.ts))?;
                     if let Some(token) = &event.token {

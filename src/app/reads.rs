@@ -1,0 +1,182 @@
+//! Read use cases: events and stats of one tenant.
+
+use ipnet::IpNet;
+
+use super::{App, AppError, Principal};
+use crate::model::{Outcome, Role};
+use crate::query::{self, HourRange, RangeError, Stats};
+use crate::store::{EventFilter, EventPage, StoredEvent};
+
+/// The time part of a read request, as sent.
+#[derive(Debug, Clone, Default)]
+pub struct TimeSpec {
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub range: Option<String>,
+}
+
+/// An event listing request, as sent (already split into typed parts by `http`).
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub time: TimeSpec,
+    pub event_type: Option<String>,
+    pub outcome: Option<String>,
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+    pub token: Option<String>,
+    pub ip: Option<String>,
+    pub q: Option<String>,
+    pub limit: Option<usize>,
+    /// Opaque cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+/// Largest page of events.
+pub const MAX_EVENTS_LIMIT: usize = 1000;
+const DEFAULT_EVENTS_LIMIT: usize = 50;
+
+impl From<RangeError> for AppError {
+    fn from(e: RangeError) -> Self {
+        let field = match e {
+            RangeError::UnknownRange => "range",
+            RangeError::Inverted | RangeError::TooLong => "from",
+        };
+        AppError::field("invalid_range", field, e.to_string())
+    }
+}
+
+fn resolve(time: &TimeSpec, now: u64) -> Result<(u64, u64), AppError> {
+    Ok(query::range::resolve(
+        time.from,
+        time.to,
+        time.range.as_deref(),
+        now,
+    )?)
+}
+
+/// `ts.seq` in hex: opaque to clients, stable across restarts.
+pub fn encode_cursor((ts, seq): (u64, u64)) -> String {
+    format!("{ts:x}.{seq:x}")
+}
+
+fn decode_cursor(text: &str) -> Result<(u64, u64), AppError> {
+    let bad = || AppError::field("invalid_cursor", "cursor", "not a cursor this server issued");
+    let (ts, seq) = text.split_once('.').ok_or_else(bad)?;
+    Ok((
+        u64::from_str_radix(ts, 16).map_err(|_| bad())?,
+        u64::from_str_radix(seq, 16).map_err(|_| bad())?,
+    ))
+}
+
+impl App {
+    /// Newest-first events of a tenant (viewer).
+    pub async fn list_events(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        request: EventQuery,
+        now: u64,
+    ) -> Result<EventPage, AppError> {
+        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let (from, to) = resolve(&request.time, now)?;
+        let limit = request.limit.unwrap_or(DEFAULT_EVENTS_LIMIT);
+        if limit == 0 || limit > MAX_EVENTS_LIMIT {
+            return Err(AppError::field(
+                "invalid_field",
+                "limit",
+                format!("must be from 1 to {MAX_EVENTS_LIMIT}"),
+            ));
+        }
+        let outcome = match request.outcome.as_deref() {
+            Some(text) => Some(Outcome::parse(text).ok_or_else(|| {
+                AppError::field("invalid_field", "outcome", "not a known outcome")
+            })?),
+            None => None,
+        };
+        let ip = match request.ip.as_deref() {
+            Some(text) => Some(parse_ip_filter(text)?),
+            None => None,
+        };
+        let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
+        let filter = EventFilter {
+            from,
+            to,
+            event_type: request.event_type,
+            outcome,
+            client_id: request.client_id,
+            user_id: request.user_id,
+            token: request.token,
+            ip,
+            q: request.q.map(|q| q.to_lowercase()),
+        };
+        let page = self
+            .store
+            .read(move |snap| snap.events_page(tenant.id, &filter, cursor, limit))
+            .await?;
+        Ok(page)
+    }
+
+    /// One event of a tenant by its server id (viewer).
+    pub async fn event(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        seq: u64,
+    ) -> Result<StoredEvent, AppError> {
+        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        self.store
+            .read(move |snap| snap.event(tenant.id, seq))
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("event {seq} not found")))
+    }
+
+    /// Totals of a tenant over whole hours (viewer).
+    pub async fn stats(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        time: TimeSpec,
+        client_id: Option<String>,
+        now: u64,
+    ) -> Result<Stats, AppError> {
+        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let (from, to) = resolve(&time, now)?;
+        let range = HourRange::covering(from, to);
+        let stats = self
+            .store
+            .read(move |snap| query::stats::stats(snap, tenant.id, range, client_id.as_deref()))
+            .await?;
+        Ok(stats)
+    }
+}
+
+/// An address (as a /32 or /128) or a CIDR range; IPv4-mapped IPv6 becomes IPv4.
+pub fn parse_ip_filter(text: &str) -> Result<IpNet, AppError> {
+    let bad = || AppError::field("invalid_cidr", "ip", "not an IP address or CIDR range");
+    if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+        return Ok(IpNet::from(crate::ingest::canonical_ip(ip)));
+    }
+    let net: IpNet = text.parse().map_err(|_| bad())?;
+    Ok(net.trunc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = encode_cursor((1_795_000_000_123, 42));
+        assert_eq!(decode_cursor(&c), Ok((1_795_000_000_123, 42)));
+        assert!(decode_cursor("nope").is_err());
+        assert!(decode_cursor("zz.1").is_err());
+    }
+
+    #[test]
+    fn ip_filters() {
+        assert_eq!(parse_ip_filter("10.0.0.1").expect("ok").to_string(), "10.0.0.1/32");
+        assert_eq!(parse_ip_filter("10.0.0.7/24").expect("ok").to_string(), "10.0.0.0/24");
+        assert_eq!(parse_ip_filter("::ffff:10.0.0.1").expect("ok").to_string(), "10.0.0.1/32");
+        assert!(parse_ip_filter("10.0.0.0/33").is_err());
+    }
+}
