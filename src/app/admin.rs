@@ -77,10 +77,18 @@ impl App {
         now: u64,
     ) -> Result<Bootstrap, AppError> {
         let slug = TenantSlug::parse(&options.tenant).ok_or_else(|| {
-            AppError::field("invalid_slug", "tenant", "tenant slugs are [a-z0-9][a-z0-9-]{0,62}")
+            AppError::field(
+                "invalid_slug",
+                "tenant",
+                "tenant slugs are [a-z0-9][a-z0-9-]{0,62}",
+            )
         })?;
         if options.owner.is_empty() || options.owner.len() > 64 {
-            return Err(AppError::field("invalid_field", "owner", "1 to 64 characters"));
+            return Err(AppError::field(
+                "invalid_field",
+                "owner",
+                "1 to 64 characters",
+            ));
         }
         let password = match options.owner_password {
             Some(p) if !p.is_empty() => p,
@@ -207,7 +215,11 @@ impl App {
         })?;
         let name = name.unwrap_or(slug.as_str()).trim().to_owned();
         if name.is_empty() || name.chars().count() > 128 {
-            return Err(AppError::field("invalid_field", "name", "1 to 128 characters"));
+            return Err(AppError::field(
+                "invalid_field",
+                "name",
+                "1 to 128 characters",
+            ));
         }
         let slug_text = slug.as_str().to_owned();
         self.store
@@ -241,7 +253,11 @@ impl App {
         };
         let name = name.trim();
         if name.chars().count() > 128 {
-            return Err(AppError::field("invalid_field", "name", "at most 128 characters"));
+            return Err(AppError::field(
+                "invalid_field",
+                "name",
+                "at most 128 characters",
+            ));
         }
         let new = new_key(kind)?;
         let user = (kind == KeyKind::Admin).then_some(user);

@@ -25,6 +25,8 @@ pub enum AppError {
     Conflict { code: &'static str, message: String },
     #[error("{0}")]
     TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// Not ready, overloaded or shutting down; try again after `retry_after_s`.
     #[error("{message}")]
     Unavailable { message: String, retry_after_s: u32 },
@@ -89,7 +91,10 @@ impl From<IngestError> for AppError {
                         Some(f) => format!("event {}: `{f}` {}", p.index, p.message),
                         None => format!("event {}: {}", p.index, p.message),
                     },
-                    _ => format!("{} problems in the events; nothing was stored", problems.len()),
+                    _ => format!(
+                        "{} problems in the events; nothing was stored",
+                        problems.len()
+                    ),
                 };
                 AppError::Invalid {
                     code: "invalid_field",

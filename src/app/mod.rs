@@ -14,7 +14,7 @@ use std::sync::RwLock;
 
 pub use admin::{Bootstrap, BootstrapOptions, CreatedKey};
 pub use error::AppError;
-pub use reads::{EventQuery, TimeSpec};
+pub use reads::{encode_cursor, EventQuery, TimeSpec};
 
 use crate::ingest::{self, BodyFormat};
 use crate::model::{Role, TenantSlug};
@@ -98,7 +98,9 @@ impl App {
                     key_id,
                 })
             }
-            (false, None) => Err(AppError::Internal(format!("admin key {key_id} has no user"))),
+            (false, None) => Err(AppError::Internal(format!(
+                "admin key {key_id} has no user"
+            ))),
         }
     }
 

@@ -60,7 +60,13 @@ pub fn encode_cursor((ts, seq): (u64, u64)) -> String {
 }
 
 fn decode_cursor(text: &str) -> Result<(u64, u64), AppError> {
-    let bad = || AppError::field("invalid_cursor", "cursor", "not a cursor this server issued");
+    let bad = || {
+        AppError::field(
+            "invalid_cursor",
+            "cursor",
+            "not a cursor this server issued",
+        )
+    };
     let (ts, seq) = text.split_once('.').ok_or_else(bad)?;
     Ok((
         u64::from_str_radix(ts, 16).map_err(|_| bad())?,
@@ -174,9 +180,18 @@ mod tests {
 
     #[test]
     fn ip_filters() {
-        assert_eq!(parse_ip_filter("10.0.0.1").expect("ok").to_string(), "10.0.0.1/32");
-        assert_eq!(parse_ip_filter("10.0.0.7/24").expect("ok").to_string(), "10.0.0.0/24");
-        assert_eq!(parse_ip_filter("::ffff:10.0.0.1").expect("ok").to_string(), "10.0.0.1/32");
+        assert_eq!(
+            parse_ip_filter("10.0.0.1").expect("ok").to_string(),
+            "10.0.0.1/32"
+        );
+        assert_eq!(
+            parse_ip_filter("10.0.0.7/24").expect("ok").to_string(),
+            "10.0.0.0/24"
+        );
+        assert_eq!(
+            parse_ip_filter("::ffff:10.0.0.1").expect("ok").to_string(),
+            "10.0.0.1/32"
+        );
         assert!(parse_ip_filter("10.0.0.0/33").is_err());
     }
 }

@@ -31,7 +31,11 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 pub fn new_key(kind: KeyKind) -> Result<NewKey, AppError> {
-    let secret = format!("gw_{}_{}", kind.as_str(), hex(&random_bytes::<KEY_BYTES>()?));
+    let secret = format!(
+        "gw_{}_{}",
+        kind.as_str(),
+        hex(&random_bytes::<KEY_BYTES>()?)
+    );
     let prefix = secret[..secret.len() - KEY_BYTES * 2 + 8].to_owned();
     let hash = hash_key(&secret);
     Ok(NewKey {

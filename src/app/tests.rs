@@ -38,7 +38,9 @@ async fn tenant_walls() {
     let (_dir, app, boot) = app().await;
     let owner = app.authenticate(&boot.owner_token).expect("auth");
     let ingest = app.authenticate(&boot.ingest_key).expect("auth");
-    app.create_tenant(&owner, "other", None, NOW).await.expect("creates");
+    app.create_tenant(&owner, "other", None, NOW)
+        .await
+        .expect("creates");
     let other_key = app
         .create_key(&owner, "other", crate::model::KeyKind::Ingest, "k", NOW)
         .await
@@ -86,10 +88,19 @@ async fn ingest_then_read_stats_and_events() {
         .expect("stats");
     assert_eq!(stats.total_events, 3);
     assert_eq!(stats.total_failed, 1);
-    assert_eq!(stats.issued_by_grant_type.get("authorization_code"), Some(&1));
+    assert_eq!(
+        stats.issued_by_grant_type.get("authorization_code"),
+        Some(&1)
+    );
     assert!((stats.refresh_rate() - 1.0).abs() < 1e-9);
     let web = app
-        .stats(&owner, "default", TimeSpec::default(), Some("web".into()), NOW + 1)
+        .stats(
+            &owner,
+            "default",
+            TimeSpec::default(),
+            Some("web".into()),
+            NOW + 1,
+        )
         .await
         .expect("stats");
     assert_eq!(web.total_events, 2);

@@ -63,8 +63,8 @@ pub fn parse_body(body: &[u8], format: BodyFormat, now: u64) -> Result<Vec<Event
             .filter(|line| !line.is_empty())
             .collect(),
         BodyFormat::Json if text.trim_start().starts_with('[') => {
-            let items: Vec<&RawValue> = serde_json::from_str(text)
-                .map_err(|e| IngestError::Malformed(e.to_string()))?;
+            let items: Vec<&RawValue> =
+                serde_json::from_str(text).map_err(|e| IngestError::Malformed(e.to_string()))?;
             items.into_iter().map(RawValue::get).collect()
         }
         BodyFormat::Json => vec![text],
@@ -90,7 +90,7 @@ pub fn parse_body(body: &[u8], format: BodyFormat, now: u64) -> Result<Vec<Event
                 }
             },
             // A lone body that is not JSON at all is malformed, not an invalid event.
-            Err(e) if single && e.is_syntax() || single && e.is_eof() => {
+            Err(e) if single && (e.is_syntax() || e.is_eof()) => {
                 return Err(IngestError::Malformed(e.to_string()))
             }
             Err(e) => problems.push(Problem {

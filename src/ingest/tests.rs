@@ -74,7 +74,10 @@ fn each_rule_names_its_field() {
 #[test]
 fn long_free_text_is_truncated_not_refused() {
     let json = format!(r#"{{"type":"a","user_agent":"{}"}}"#, "u".repeat(600));
-    assert_eq!(one(&json).expect("valid").user_agent.map(|s| s.len()), Some(512));
+    assert_eq!(
+        one(&json).expect("valid").user_agent.map(|s| s.len()),
+        Some(512)
+    );
 }
 
 #[test]
@@ -94,7 +97,10 @@ fn ndjson_and_limits() {
     let body = "{\"type\":\"a\"}\n\n{\"type\":\"b\"}\n";
     let events = parse_body(body.as_bytes(), BodyFormat::Ndjson, NOW).expect("valid");
     assert_eq!(events.len(), 2);
-    assert_eq!(parse_body(b"[]", BodyFormat::Json, NOW), Err(IngestError::Empty));
+    assert_eq!(
+        parse_body(b"[]", BodyFormat::Json, NOW),
+        Err(IngestError::Empty)
+    );
     assert!(matches!(
         parse_body(b"{not json", BodyFormat::Json, NOW),
         Err(IngestError::Malformed(_))

@@ -99,9 +99,7 @@ impl EventType {
             | "auth.invalid_client"
             | "join.invalid_token"
             | "captcha.failed" => Outcome::Failure,
-            "auth.rate_limited" | "join.rate_limited" | "captcha.ratelimit" => {
-                Outcome::RateLimited
-            }
+            "auth.rate_limited" | "join.rate_limited" | "captcha.ratelimit" => Outcome::RateLimited,
             "captcha.firewall" => Outcome::Blocked,
             _ => Outcome::Info,
         }
@@ -177,7 +175,16 @@ mod tests {
         for ok in ["token.issued", "a", "a_b.c1.d", "x9"] {
             assert!(EventType::parse(ok).is_some(), "{ok}");
         }
-        for bad in ["", "Token.issued", "a..b", ".a", "a.", "a-b", "a b", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "Token.issued",
+            "a..b",
+            ".a",
+            "a.",
+            "a-b",
+            "a b",
+            &"a".repeat(65),
+        ] {
             assert!(EventType::parse(bad).is_none(), "{bad}");
         }
     }

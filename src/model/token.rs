@@ -63,7 +63,8 @@ impl TokenState {
             }
             _ => {}
         }
-        if event.client_id.is_some() && (self.client_id.is_none() || event.ts >= self.client_seen_at)
+        if event.client_id.is_some()
+            && (self.client_id.is_none() || event.ts >= self.client_seen_at)
         {
             self.client_id.clone_from(&event.client_id);
             self.client_seen_at = event.ts;

@@ -77,9 +77,18 @@ mod tests {
     fn defaults_and_named_ranges() {
         let now = 100 * DAY_MS + 123;
         assert_eq!(resolve(None, None, None, now), Ok((now - DAY_MS, now)));
-        assert_eq!(resolve(None, None, Some("7d"), now), Ok((now - 7 * DAY_MS, now)));
-        assert_eq!(resolve(None, None, Some("2w"), now), Err(RangeError::UnknownRange));
-        assert_eq!(resolve(Some(5), Some(5), None, now), Err(RangeError::Inverted));
+        assert_eq!(
+            resolve(None, None, Some("7d"), now),
+            Ok((now - 7 * DAY_MS, now))
+        );
+        assert_eq!(
+            resolve(None, None, Some("2w"), now),
+            Err(RangeError::UnknownRange)
+        );
+        assert_eq!(
+            resolve(Some(5), Some(5), None, now),
+            Err(RangeError::Inverted)
+        );
     }
 
     #[test]

@@ -89,7 +89,15 @@ pub fn stats(
         }
     }
     let grants = match client_id.and_then(|c| names.id(c)) {
-        Some(client) => snap.counters(tenant, Granularity::Hour, Dim::ClientGrant, Some(client), from, to)?
+        Some(client) => snap
+            .counters(
+                tenant,
+                Granularity::Hour,
+                Dim::ClientGrant,
+                Some(client),
+                from,
+                to,
+            )?
             .into_iter()
             .map(|row| (row.type_id, row.count))
             .collect::<Vec<_>>(),

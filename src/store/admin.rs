@@ -94,7 +94,8 @@ pub fn create_user(
         owner,
         created_at: now,
     };
-    txn.open_table(USERS)?.insert(id, encode(&record)?.as_slice())?;
+    txn.open_table(USERS)?
+        .insert(id, encode(&record)?.as_slice())?;
     names.insert(name, id)?;
     Ok(UserInfo {
         id,

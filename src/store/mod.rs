@@ -3,6 +3,7 @@
 //! Writes go through the single group-commit [`writer`]; reads run in redb read
 //! transactions on tokio's blocking pool and never block the writer (MVCC).
 
+pub mod admin;
 pub mod codec;
 mod counters;
 mod error;
@@ -13,7 +14,6 @@ pub mod records;
 mod recount;
 pub mod tables;
 mod writer;
-pub mod admin;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

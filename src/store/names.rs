@@ -76,7 +76,9 @@ impl PendingNames {
 
     /// The id of `text`, if it is interned (committed or pending).
     pub fn get(&self, text: &str) -> Option<u32> {
-        self.base.id(text).or_else(|| self.added_ids.get(text).copied())
+        self.base
+            .id(text)
+            .or_else(|| self.added_ids.get(text).copied())
     }
 
     /// The id of `text`, assigning the next free one if it is new.
@@ -123,9 +125,8 @@ mod tests {
 
     #[test]
     fn interning_is_stable_and_published_after_commit() {
-        let shared: SharedNames = Arc::new(RwLock::new(Arc::new(Names::from_ordered(vec![
-            "a".into(),
-        ]))));
+        let shared: SharedNames =
+            Arc::new(RwLock::new(Arc::new(Names::from_ordered(vec!["a".into()]))));
         let mut pending = PendingNames::new(snapshot(&shared));
         assert_eq!(pending.intern("a"), 0);
         assert_eq!(pending.intern("b"), 1);

@@ -7,8 +7,8 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::codec::{decode, encode};
 use super::counters::CounterDeltas;
-use super::read::Snapshot;
 use super::names::{self, Names};
+use super::read::Snapshot;
 use super::records::EventRecord;
 use super::tables::*;
 use super::{Store, StoreError};

@@ -19,7 +19,11 @@ async fn ingest_assigns_increasing_seqs_and_dedups() {
     let mut a = ev("token.issued", NOW);
     a.id = Some("k1".into());
     let ids = store
-        .ingest(1, NOW, vec![a.clone(), ev("token.refreshed", NOW), a.clone()])
+        .ingest(
+            1,
+            NOW,
+            vec![a.clone(), ev("token.refreshed", NOW), a.clone()],
+        )
         .await
         .expect("ingests");
     assert_eq!(ids, vec![Some(1), Some(2), None]);
@@ -42,7 +46,10 @@ async fn events_page_is_newest_first_with_cursor() {
     let (_dir, store) = open();
     let events: Vec<Event> = (0..10).map(|i| ev("join.access", NOW + i * 1000)).collect();
     store.ingest(1, NOW, events).await.expect("ingests");
-    store.ingest(2, NOW, vec![ev("join.access", NOW)]).await.expect("ok");
+    store
+        .ingest(2, NOW, vec![ev("join.access", NOW)])
+        .await
+        .expect("ok");
     let snap = store.snapshot().expect("snap");
     let filter = EventFilter {
         from: NOW,
@@ -62,7 +69,11 @@ async fn events_page_is_newest_first_with_cursor() {
     assert_eq!(seen, 10);
     let one = snap.event(1, 3).expect("reads").expect("exists");
     assert_eq!(one.event.ts, NOW + 2000);
-    assert_eq!(snap.event(2, 3).expect("reads"), None, "another tenant's seq");
+    assert_eq!(
+        snap.event(2, 3).expect("reads"),
+        None,
+        "another tenant's seq"
+    );
 }
 
 #[tokio::test]
@@ -75,7 +86,10 @@ async fn counters_and_tokens_follow_the_log() {
     let mut failed = ev("join.invalid_token", NOW + 10);
     failed.token = Some("t1".into());
     failed.outcome = Outcome::Failure;
-    store.ingest(1, NOW, vec![issued, failed]).await.expect("ingests");
+    store
+        .ingest(1, NOW, vec![issued, failed])
+        .await
+        .expect("ingests");
     let snap = store.snapshot().expect("snap");
     let hour = crate::model::time::hour_of(NOW);
     let rows = snap
@@ -125,7 +139,12 @@ async fn rebuild_repairs_damaged_counters() {
         .expect("writes");
     let before = store.rebuild().await.expect("rebuilds");
     assert_eq!(before.counter_mismatches, 1);
-    assert!(store.snapshot().expect("snap").verify().expect("ok").is_consistent());
+    assert!(store
+        .snapshot()
+        .expect("snap")
+        .verify()
+        .expect("ok")
+        .is_consistent());
 }
 
 #[tokio::test]

@@ -1,0 +1,208 @@
+//! Routing: method + path → use case call → JSON answer.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::request::{self, Query};
+use super::{error, json_response, wire};
+use crate::app::{App, AppError, EventQuery};
+use crate::model::time::now_ms;
+use crate::model::KeyKind;
+
+type Answer = Result<Response<Full<Bytes>>, AppError>;
+
+/// Answers one request. Never panics on any input; every failure is an API error body.
+pub async fn route(
+    request: Request<Incoming>,
+    app: &App,
+    _peer: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    let segments: Vec<&str> = path
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .split('/')
+        .collect();
+    let method = request.method().clone();
+    let answer = match (segments.as_slice(), &method) {
+        (["healthz"], &Method::GET) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+        (["readyz"], &Method::GET) => Ok(readyz(app)),
+        (["api", "v1", "events"], &Method::POST) => ingest(request, app).await,
+        (["api", "v1", "tenants"], &Method::GET) => list_tenants(request, app).await,
+        (["api", "v1", "tenants"], &Method::POST) => create_tenant(request, app).await,
+        (["api", "v1", "tenants", t, "keys"], &Method::GET) => list_keys(request, app, t).await,
+        (["api", "v1", "tenants", t, "keys"], &Method::POST) => create_key(request, app, t).await,
+        (["api", "v1", "tenants", t, "keys", id], &Method::DELETE) => {
+            revoke_key(request, app, t, id).await
+        }
+        (["api", "v1", "tenants", t, "events"], &Method::GET) => list_events(request, app, t).await,
+        (["api", "v1", "tenants", t, "events", seq], &Method::GET) => {
+            one_event(request, app, t, seq).await
+        }
+        (["api", "v1", "tenants", t, "stats"], &Method::GET) => stats(request, app, t).await,
+        (segments, _) if known_path(segments) => {
+            return error::simple(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not accept that method",
+            )
+        }
+        _ => Err(AppError::NotFound(format!("no such endpoint: {path}"))),
+    };
+    answer.unwrap_or_else(|e| error::error_response(&e))
+}
+
+fn known_path(segments: &[&str]) -> bool {
+    matches!(
+        segments,
+        ["healthz"]
+            | ["readyz"]
+            | ["api", "v1", "events"]
+            | ["api", "v1", "tenants"]
+            | ["api", "v1", "tenants", _, "keys" | "events" | "stats"]
+            | ["api", "v1", "tenants", _, "keys" | "events", _]
+    )
+}
+
+fn readyz(app: &App) -> Response<Full<Bytes>> {
+    if app.is_ready() {
+        json_response(StatusCode::OK, &json!({"status": "ready"}))
+    } else {
+        error::simple(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_ready",
+            "the store is not writable or the server is shutting down",
+        )
+    }
+}
+
+/// Parses a JSON body into `T`, naming unknown or mistyped fields.
+fn json_body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AppError> {
+    serde_json::from_slice(bytes).map_err(|e| AppError::invalid("invalid_json", e.to_string()))
+}
+
+async fn ingest(request: Request<Incoming>, app: &App) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let format = request::ingest_format(&request)?;
+    let body = request::body(request).await?;
+    let receipt = app.ingest(&principal, &body, format, now_ms()).await?;
+    Ok(json_response(StatusCode::OK, &wire::receipt(&receipt)))
+}
+
+async fn list_tenants(request: Request<Incoming>, app: &App) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let tenants = app.list_tenants(&principal).await?;
+    let list: Vec<_> = tenants.iter().map(wire::tenant).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "tenants": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    slug: String,
+    name: Option<String>,
+}
+
+async fn create_tenant(request: Request<Incoming>, app: &App) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let body: NewTenant = json_body(&request::body(request).await?)?;
+    let tenant = app
+        .create_tenant(&principal, &body.slug, body.name.as_deref(), now_ms())
+        .await?;
+    Ok(json_response(StatusCode::CREATED, &wire::tenant(&tenant)))
+}
+
+async fn list_keys(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let keys = app.list_keys(&principal, tenant).await?;
+    let list: Vec<_> = keys.iter().map(wire::key).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "keys": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    kind: String,
+    #[serde(default)]
+    name: String,
+}
+
+async fn create_key(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    // Authorise before reading the body, so a stranger learns nothing from its errors.
+    app.tenant_for(&principal, tenant, crate::model::Role::Admin)?;
+    let body: NewKey = json_body(&request::body(request).await?)?;
+    let kind = KeyKind::parse(&body.kind)
+        .ok_or_else(|| AppError::field("invalid_field", "kind", "must be ingest or admin"))?;
+    let created = app
+        .create_key(&principal, tenant, kind, &body.name, now_ms())
+        .await?;
+    let mut value = wire::key(&created.info);
+    value["key"] = json!(created.secret);
+    Ok(json_response(StatusCode::CREATED, &value))
+}
+
+async fn revoke_key(request: Request<Incoming>, app: &App, tenant: &str, id: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let id: u64 = id
+        .parse()
+        .map_err(|_| AppError::NotFound(format!("key {id} not found")))?;
+    app.revoke_key(&principal, tenant, id).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "revoked": id })))
+}
+
+async fn list_events(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let q = Query::parse(&request);
+    let query = EventQuery {
+        time: q.time_spec()?,
+        event_type: q.string("type"),
+        outcome: q.string("outcome"),
+        client_id: q.string("client_id"),
+        user_id: q.string("user_id"),
+        token: q.string("token"),
+        ip: q.string("ip"),
+        q: q.string("q"),
+        limit: q
+            .number("limit")?
+            .map(|n| n.min(usize::MAX as u64) as usize),
+        cursor: q.string("cursor"),
+    };
+    let page = app.list_events(&principal, tenant, query, now_ms()).await?;
+    let events: Vec<_> = page.events.iter().map(|e| wire::event(e, tenant)).collect();
+    let next = page.next.map(crate::app::encode_cursor);
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "events": events, "next_cursor": next }),
+    ))
+}
+
+async fn one_event(request: Request<Incoming>, app: &App, tenant: &str, seq: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let seq: u64 = seq
+        .parse()
+        .map_err(|_| AppError::NotFound(format!("event {seq} not found")))?;
+    let event = app.event(&principal, tenant, seq).await?;
+    Ok(json_response(StatusCode::OK, &wire::event(&event, tenant)))
+}
+
+async fn stats(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let q = Query::parse(&request);
+    let stats = app
+        .stats(
+            &principal,
+            tenant,
+            q.time_spec()?,
+            q.string("client_id"),
+            now_ms(),
+        )
+        .await?;
+    Ok(json_response(StatusCode::OK, &wire::stats(&stats)))
+}

@@ -1,0 +1,95 @@
+//! JSON shapes of the API's answers.
+
+use serde_json::{json, Map, Value};
+
+use crate::app::IngestReceipt;
+use crate::model::time::format_ms;
+use crate::query::Stats;
+use crate::store::{KeyInfo, StoredEvent, TenantInfo};
+
+pub fn receipt(r: &IngestReceipt) -> Value {
+    json!({ "accepted": r.accepted, "duplicates": r.duplicates, "ids": r.ids })
+}
+
+pub fn tenant(t: &TenantInfo) -> Value {
+    json!({ "slug": t.slug, "name": t.name, "created_at": format_ms(t.created_at) })
+}
+
+pub fn key(k: &KeyInfo) -> Value {
+    json!({
+        "id": k.id,
+        "kind": if k.ingest { "ingest" } else { "admin" },
+        "name": k.name,
+        "prefix": k.prefix,
+        "created_at": format_ms(k.created_at),
+    })
+}
+
+/// A stored event: its ingest fields (absent ones omitted) plus the server's.
+pub fn event(stored: &StoredEvent, tenant_slug: &str) -> Value {
+    let e = &stored.event;
+    let mut m = Map::new();
+    m.insert("seq".into(), json!(stored.seq));
+    m.insert("tenant".into(), json!(tenant_slug));
+    m.insert("type".into(), json!(e.event_type.as_str()));
+    m.insert("ts".into(), json!(format_ms(e.ts)));
+    m.insert("received_at".into(), json!(format_ms(stored.received_at)));
+    m.insert("outcome".into(), json!(e.outcome.as_str()));
+    let mut text = |name: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            m.insert(name.into(), json!(v));
+        }
+    };
+    text("id", &e.id);
+    text("token", &e.token);
+    text("client_id", &e.client_id);
+    text("user_id", &e.user_id);
+    text("device_id", &e.device_id);
+    text("grant_type", &e.grant_type);
+    text("user_agent", &e.user_agent);
+    text("method", &e.method);
+    text("route", &e.route);
+    text("error", &e.error);
+    if !e.scopes.is_empty() {
+        m.insert("scopes".into(), json!(e.scopes));
+    }
+    if let Some(ip) = e.ip {
+        m.insert("ip".into(), json!(ip.to_string()));
+    }
+    if let Some(status) = e.status {
+        m.insert("status".into(), json!(status));
+    }
+    if let Some(t) = e.expires_at {
+        m.insert("expires_at".into(), json!(format_ms(t)));
+    }
+    if let Some(d) = e.duration_ms {
+        m.insert("duration_ms".into(), json!(d));
+    }
+    if let Some(ctx) = &e.context {
+        // Stored as the serialized object ingest accepted; it always parses back.
+        let value = serde_json::from_str::<Value>(ctx).unwrap_or_else(|_| json!(ctx));
+        m.insert("context".into(), value);
+    }
+    Value::Object(m)
+}
+
+pub fn stats(s: &Stats) -> Value {
+    let (from, to) = s.range.map_or((0, 0), |r| (r.from, r.to));
+    json!({
+        "from": format_ms(from),
+        "to": format_ms(to),
+        "total_events": s.total_events,
+        "total_issued": s.total_issued,
+        "issued_by_grant_type": s.issued_by_grant_type,
+        "total_refreshed": s.total_refreshed,
+        "total_userinfo": s.total_userinfo,
+        "total_failed": s.total_failed,
+        "total_rate_limited": s.total_rate_limited,
+        "total_blocked": s.total_blocked,
+        "failure_rate": s.failure_rate(),
+        "refresh_rate": s.refresh_rate(),
+        "by_type": s.by_type,
+        "by_outcome": s.by_outcome,
+        "by_hour_of_day": s.by_hour_of_day,
+    })
+}
