@@ -26,8 +26,8 @@ impl Default for BootstrapOptions {
     }
 }
 
-/// The secrets made by a bootstrap, shown once.
-#[derive(Debug, Clone)]
+/// The secrets made by a bootstrap, shown once (masked in `Debug`).
+#[derive(Clone)]
 pub struct Bootstrap {
     pub tenant: String,
     pub owner: String,
@@ -36,11 +36,29 @@ pub struct Bootstrap {
     pub ingest_key: String,
 }
 
-/// A key just created: its record and the secret, which is never shown again.
-#[derive(Debug, Clone)]
+/// A key just created: its record and the secret, which is never shown again (masked in
+/// `Debug`).
+#[derive(Clone)]
 pub struct CreatedKey {
     pub info: KeyInfo,
     pub secret: String,
+}
+
+impl std::fmt::Debug for Bootstrap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bootstrap")
+            .field("tenant", &self.tenant)
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 fn key_record(
@@ -238,18 +256,31 @@ impl App {
             })
     }
 
-    /// Creates an API key in `slug` (tenant admin). Admin keys act as their creator.
+    /// Creates an API key in `slug` (tenant admin). Admin keys act as their creator, or, when
+    /// the server owner names one, as user `for_user`.
     pub async fn create_key(
         &self,
         principal: &Principal,
         slug: &str,
         kind: KeyKind,
         name: &str,
+        for_user: Option<&str>,
         now: u64,
     ) -> Result<CreatedKey, AppError> {
         let tenant = self.tenant_for(principal, slug, Role::Admin)?;
         let Principal::User { user, .. } = *principal else {
             return Err(AppError::Forbidden("ingest keys cannot make keys".into()));
+        };
+        let user = match for_user {
+            Some(_) if kind == KeyKind::Ingest => {
+                return Err(AppError::field(
+                    "invalid_field",
+                    "user",
+                    "only admin keys act as a user",
+                ))
+            }
+            Some(name) => self.user_for_key(principal, name)?,
+            None => user,
         };
         let name = name.trim();
         if name.chars().count() > 128 {

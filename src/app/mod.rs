@@ -7,6 +7,7 @@ mod admin;
 mod error;
 mod reads;
 pub mod secrets;
+mod users;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

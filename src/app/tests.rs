@@ -42,7 +42,14 @@ async fn tenant_walls() {
         .await
         .expect("creates");
     let other_key = app
-        .create_key(&owner, "other", crate::model::KeyKind::Ingest, "k", NOW)
+        .create_key(
+            &owner,
+            "other",
+            crate::model::KeyKind::Ingest,
+            "k",
+            None,
+            NOW,
+        )
         .await
         .expect("key");
     let other = app.authenticate(&other_key.secret).expect("auth");
@@ -61,7 +68,14 @@ async fn tenant_walls() {
     assert!(app.authenticate(&other_key.secret).is_err());
     // Revoking through the wrong tenant is not found.
     let k = app
-        .create_key(&owner, "other", crate::model::KeyKind::Ingest, "k2", NOW)
+        .create_key(
+            &owner,
+            "other",
+            crate::model::KeyKind::Ingest,
+            "k2",
+            None,
+            NOW,
+        )
         .await
         .expect("key");
     assert!(matches!(

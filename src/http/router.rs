@@ -36,6 +36,14 @@ pub async fn route(
         (["api", "v1", "events"], &Method::POST) => ingest(request, app).await,
         (["api", "v1", "tenants"], &Method::GET) => list_tenants(request, app).await,
         (["api", "v1", "tenants"], &Method::POST) => create_tenant(request, app).await,
+        (["api", "v1", "users"], &Method::GET) => list_users(request, app).await,
+        (["api", "v1", "users"], &Method::POST) => create_user(request, app).await,
+        (["api", "v1", "tenants", t, "members"], &Method::GET) => {
+            list_members(request, app, t).await
+        }
+        (["api", "v1", "tenants", t, "members"], &Method::POST) => {
+            set_member(request, app, t).await
+        }
         (["api", "v1", "tenants", t, "keys"], &Method::GET) => list_keys(request, app, t).await,
         (["api", "v1", "tenants", t, "keys"], &Method::POST) => create_key(request, app, t).await,
         (["api", "v1", "tenants", t, "keys", id], &Method::DELETE) => {
@@ -64,8 +72,14 @@ fn known_path(segments: &[&str]) -> bool {
         ["healthz"]
             | ["readyz"]
             | ["api", "v1", "events"]
-            | ["api", "v1", "tenants"]
-            | ["api", "v1", "tenants", _, "keys" | "events" | "stats"]
+            | ["api", "v1", "tenants" | "users"]
+            | [
+                "api",
+                "v1",
+                "tenants",
+                _,
+                "keys" | "events" | "stats" | "members"
+            ]
             | ["api", "v1", "tenants", _, "keys" | "events", _]
     )
 }
@@ -131,6 +145,8 @@ struct NewKey {
     kind: String,
     #[serde(default)]
     name: String,
+    /// Owner only: the user an admin key acts as.
+    user: Option<String>,
 }
 
 async fn create_key(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
@@ -141,7 +157,14 @@ async fn create_key(request: Request<Incoming>, app: &App, tenant: &str) -> Answ
     let kind = KeyKind::parse(&body.kind)
         .ok_or_else(|| AppError::field("invalid_field", "kind", "must be ingest or admin"))?;
     let created = app
-        .create_key(&principal, tenant, kind, &body.name, now_ms())
+        .create_key(
+            &principal,
+            tenant,
+            kind,
+            &body.name,
+            body.user.as_deref(),
+            now_ms(),
+        )
         .await?;
     let mut value = wire::key(&created.info);
     value["key"] = json!(created.secret);
@@ -205,4 +228,52 @@ async fn stats(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
         )
         .await?;
     Ok(json_response(StatusCode::OK, &wire::stats(&stats)))
+}
+
+async fn list_users(request: Request<Incoming>, app: &App) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let users = app.list_users(&principal).await?;
+    let list: Vec<_> = users.iter().map(wire::user).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "users": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUser {
+    name: String,
+    password: String,
+}
+
+async fn create_user(request: Request<Incoming>, app: &App) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let body: NewUser = json_body(&request::body(request).await?)?;
+    let user = app
+        .create_user(&principal, &body.name, &body.password, now_ms())
+        .await?;
+    Ok(json_response(StatusCode::CREATED, &wire::user(&user)))
+}
+
+async fn list_members(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let members = app.list_members(&principal, tenant).await?;
+    let list: Vec<_> = members.iter().map(wire::member).collect();
+    Ok(json_response(StatusCode::OK, &json!({ "members": list })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMember {
+    user: String,
+    role: String,
+}
+
+async fn set_member(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    app.tenant_for(&principal, tenant, crate::model::Role::Admin)?;
+    let body: NewMember = json_body(&request::body(request).await?)?;
+    let role = crate::model::Role::parse(&body.role).ok_or_else(|| {
+        AppError::field("invalid_field", "role", "must be viewer, editor or admin")
+    })?;
+    let member = app.set_member(&principal, tenant, &body.user, role).await?;
+    Ok(json_response(StatusCode::OK, &wire::member(&member)))
 }

@@ -5,7 +5,7 @@ use serde_json::{json, Map, Value};
 use crate::app::IngestReceipt;
 use crate::model::time::format_ms;
 use crate::query::Stats;
-use crate::store::{KeyInfo, StoredEvent, TenantInfo};
+use crate::store::{KeyInfo, MemberInfo, StoredEvent, TenantInfo, UserInfo};
 
 pub fn receipt(r: &IngestReceipt) -> Value {
     json!({ "accepted": r.accepted, "duplicates": r.duplicates, "ids": r.ids })
@@ -92,4 +92,12 @@ pub fn stats(s: &Stats) -> Value {
         "by_outcome": s.by_outcome,
         "by_hour_of_day": s.by_hour_of_day,
     })
+}
+
+pub fn user(u: &UserInfo) -> Value {
+    json!({ "id": u.id, "name": u.name, "owner": u.owner, "created_at": format_ms(u.created_at) })
+}
+
+pub fn member(m: &MemberInfo) -> Value {
+    json!({ "user": m.name, "role": m.role.as_str() })
 }

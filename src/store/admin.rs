@@ -19,14 +19,26 @@ pub struct TenantInfo {
     pub created_at: u64,
 }
 
-/// A user, with the password hash for login checks.
-#[derive(Debug, Clone)]
+/// A user, with the password hash for login checks (masked in `Debug`).
+#[derive(Clone)]
 pub struct UserInfo {
     pub id: u32,
     pub name: String,
     pub password_hash: String,
     pub owner: bool,
     pub created_at: u64,
+}
+
+impl std::fmt::Debug for UserInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserInfo")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("password_hash", &"<masked>")
+            .field("owner", &self.owner)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 /// A member of a tenant.
@@ -203,6 +215,23 @@ impl Snapshot {
             Some(id) => self.user(id.value()),
             None => Ok(None),
         }
+    }
+
+    pub fn users(&self) -> Result<Vec<UserInfo>, StoreError> {
+        let table = self.txn().open_table(USERS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (id, bytes) = entry?;
+            let record: UserRecord = decode(bytes.value(), "user")?;
+            out.push(UserInfo {
+                id: id.value(),
+                name: record.name,
+                password_hash: record.password_hash,
+                owner: record.owner,
+                created_at: record.created_at,
+            });
+        }
+        Ok(out)
     }
 
     pub fn has_owner(&self) -> Result<bool, StoreError> {
