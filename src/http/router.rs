@@ -33,6 +33,7 @@ pub async fn route(
     let answer = match (segments.as_slice(), &method) {
         (["healthz"], &Method::GET) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
         (["readyz"], &Method::GET) => Ok(readyz(app)),
+        (["api", "openapi.json"], &Method::GET) => Ok(openapi()),
         (["api", "v1", "events"], &Method::POST) => ingest(request, app).await,
         (["api", "v1", "tenants"], &Method::GET) => list_tenants(request, app).await,
         (["api", "v1", "tenants"], &Method::POST) => create_tenant(request, app).await,
@@ -71,6 +72,7 @@ fn known_path(segments: &[&str]) -> bool {
         segments,
         ["healthz"]
             | ["readyz"]
+            | ["api", "openapi.json"]
             | ["api", "v1", "events"]
             | ["api", "v1", "tenants" | "users"]
             | [
@@ -82,6 +84,18 @@ fn known_path(segments: &[&str]) -> bool {
             ]
             | ["api", "v1", "tenants", _, "keys" | "events", _]
     )
+}
+
+/// The served OpenAPI document, embedded at build time.
+const OPENAPI: &str = include_str!("openapi.json");
+
+fn openapi() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn readyz(app: &App) -> Response<Full<Bytes>> {
@@ -276,4 +290,26 @@ async fn set_member(request: Request<Incoming>, app: &App, tenant: &str) -> Answ
     })?;
     let member = app.set_member(&principal, tenant, &body.user, role).await?;
     Ok(json_response(StatusCode::OK, &wire::member(&member)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every path the OpenAPI document names is routed, so the document cannot drift
+    /// into describing endpoints that do not exist.
+    #[test]
+    fn openapi_paths_are_all_routed() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("valid JSON");
+        let paths = doc["paths"].as_object().expect("paths");
+        assert!(paths.len() >= 10);
+        for path in paths.keys() {
+            let concrete = path
+                .replace("{tenant}", "default")
+                .replace("{id}", "1")
+                .replace("{seq}", "1");
+            let segments: Vec<&str> = concrete.trim_start_matches('/').split('/').collect();
+            assert!(known_path(&segments), "{path} is documented but not routed");
+        }
+    }
 }
