@@ -67,18 +67,19 @@ impl Rng {
         self.unit() < p
     }
 
-    /// An index into `weights`, chosen with probability proportional to its weight.
-    pub fn weighted(&mut self, weights: &[u32]) -> usize {
-        let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    /// One of `items`, chosen with probability proportional to its weight (`items`
+    /// must not be empty).
+    pub fn weighted<'a, T>(&mut self, items: &'a [(T, u32)]) -> &'a T {
+        let total: u64 = items.iter().map(|item| u64::from(item.1)).sum();
         let mut pick = self.below(total);
-        for (i, &w) in weights.iter().enumerate() {
-            let w = u64::from(w);
+        for item in items {
+            let w = u64::from(item.1);
             if pick < w {
-                return i;
+                return &item.0;
             }
             pick -= w;
         }
-        weights.len().saturating_sub(1)
+        &items[items.len().saturating_sub(1)].0
     }
 
     /// An element of `items`, chosen uniformly (`items` must not be empty).

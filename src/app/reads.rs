@@ -39,7 +39,7 @@ impl From<RangeError> for AppError {
     fn from(e: RangeError) -> Self {
         let field = match e {
             RangeError::UnknownRange => "range",
-            RangeError::Inverted | RangeError::TooLong => "from",
+            RangeError::Inverted | RangeError::TooLong | RangeError::OutOfRange => "from",
         };
         AppError::field("invalid_range", field, e.to_string())
     }

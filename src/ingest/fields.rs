@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::sanitize::{canonical_ip, sanitize_route, strip_controls, truncate_bytes};
 use super::Problem;
-use crate::model::time::{parse_rfc3339_ms, DAY_MS};
+use crate::model::time::{parse_rfc3339_ms, DAY_MS, MAX_TIME_MS};
 use crate::model::{Event, EventType, Outcome};
 
 /// How far in the past an event's `ts` may lie.
@@ -55,7 +55,7 @@ pub(super) fn event_from_fields(
                         .to_owned()
                 }),
             "ts" => time_field(value).and_then(|ts| {
-                if ts + MAX_PAST_MS < now || ts > now + MAX_FUTURE_MS {
+                if ts.saturating_add(MAX_PAST_MS) < now || ts > now.saturating_add(MAX_FUTURE_MS) {
                     Err("must lie within the last 7 days and at most 5 minutes ahead".to_owned())
                 } else {
                     event.ts = ts;
@@ -143,7 +143,7 @@ fn integer(value: &Value, min: u64, max: u64) -> FieldResult<u64> {
 fn time_field(value: &Value) -> FieldResult<u64> {
     let parsed = match value {
         Value::String(s) => parse_rfc3339_ms(s),
-        Value::Number(n) => n.as_u64(),
+        Value::Number(n) => n.as_u64().filter(|ms| *ms <= MAX_TIME_MS),
         _ => None,
     };
     parsed.ok_or_else(|| "must be an RFC 3339 time or epoch milliseconds".to_owned())

@@ -8,6 +8,10 @@ pub const HOUR_MS: u64 = 3_600_000;
 /// Milliseconds in one day.
 pub const DAY_MS: u64 = 24 * HOUR_MS;
 
+/// The latest representable time: 9999-12-31T23:59:59.999Z. Later epoch values are refused
+/// at the boundary, so every stored time formats as RFC 3339 and hour buckets fit a `u32`.
+pub const MAX_TIME_MS: u64 = 253_402_300_799_999;
+
 /// Parses an RFC 3339 timestamp into epoch milliseconds. Times before 1970 are refused.
 pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
     let dt = OffsetDateTime::parse(text, &Rfc3339).ok()?;

@@ -1,6 +1,6 @@
 //! Time ranges of queries: `from`/`to` or a named `range`, defaulting to the last 24 hours.
 
-use crate::model::time::{DAY_MS, HOUR_MS};
+use crate::model::time::{DAY_MS, HOUR_MS, MAX_TIME_MS};
 
 /// A half-open range of whole UTC hours, in epoch ms: `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub enum RangeError {
     Inverted,
     #[error("the range may span at most 400 days")]
     TooLong,
+    #[error("times must lie before the year 10000")]
+    OutOfRange,
 }
 
 /// The length of a named range.
@@ -43,6 +45,13 @@ pub fn resolve(
         Some(name) => named_range_ms(name).ok_or(RangeError::UnknownRange)?,
         None => DAY_MS,
     };
+    if from
+        .into_iter()
+        .chain(to)
+        .any(|t| t > MAX_TIME_MS - HOUR_MS)
+    {
+        return Err(RangeError::OutOfRange);
+    }
     let to = to.unwrap_or(now);
     let from = from.unwrap_or(to.saturating_sub(span));
     if from >= to {

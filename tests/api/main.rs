@@ -1,0 +1,9 @@
+//! HTTP integration tests of gatewatch: each test starts a real server over its own
+//! temporary store on a loopback port and speaks HTTP/1.1 to it (see `support`).
+
+mod crash;
+mod ingest;
+mod ops;
+mod props;
+mod support;
+mod tenants;
