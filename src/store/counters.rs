@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use redb::{ReadableTable, Table};
 
-use super::records::EventRecord;
+use super::records::CounterFields;
 use super::tables::{CounterKey, Dim, Granularity};
 use super::StoreError;
 use crate::model::time::{day_of, hour_of};
@@ -40,7 +40,7 @@ pub struct CounterDeltas(BTreeMap<CounterKey, u64>);
 impl CounterDeltas {
     /// Counts one stored event in every bucket it belongs to. `issued_type` is the name id
     /// of `token.issued`, when interned.
-    pub fn add(&mut self, tenant: u32, ts: u64, record: &EventRecord, issued_type: Option<u32>) {
+    pub fn add(&mut self, tenant: u32, ts: u64, record: CounterFields, issued_type: Option<u32>) {
         for (granularity, bucket) in [
             (Granularity::Hour, hour_of(ts)),
             (Granularity::Day, day_of(ts)),

@@ -106,6 +106,11 @@ impl Store {
         self.writable.load(Ordering::Acquire) && self.writer.is_running()
     }
 
+    /// Requests waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.writer.queued()
+    }
+
     /// Appends `events` of `tenant` durably; resolves once they are committed.
     pub async fn ingest(
         &self,
@@ -113,6 +118,11 @@ impl Store {
         received_at: u64,
         events: Vec<Event>,
     ) -> Result<IngestIds, StoreError> {
+        let names = names::snapshot(&self.names);
+        let events = events
+            .into_iter()
+            .map(|event| writer::Prepared::new(event, received_at, &names))
+            .collect::<Result<Vec<_>, _>>()?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.writer
             .submit(Command::Ingest(writer::IngestJob {

@@ -64,29 +64,67 @@ pub struct EventRecord {
     pub context: Option<String>,
 }
 
+/// The parts of a record that counter keys are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterFields {
+    pub type_id: u32,
+    pub outcome: u8,
+    pub client: Option<u32>,
+    pub grant: Option<u32>,
+}
+
 impl EventRecord {
     /// The record for `event`, interning its repeated strings into `pending`.
     pub fn from_event(event: &Event, received_at: u64, pending: &mut PendingNames) -> Self {
-        EventRecord {
+        let record = Self::with_names(event, received_at, |text| Some(pending.intern(text)));
+        // `intern` always answers, so `with_names` always builds a record.
+        record.expect("interning never fails")
+    }
+
+    /// The record for `event` if `name` knows the id of each of its repeated strings.
+    pub fn with_names(
+        event: &Event,
+        received_at: u64,
+        mut name: impl FnMut(&str) -> Option<u32>,
+    ) -> Option<Self> {
+        let mut optional = |text: &Option<String>| -> Option<Option<u32>> {
+            match text {
+                Some(t) => name(t).map(Some),
+                None => Some(None),
+            }
+        };
+        let client = optional(&event.client_id)?;
+        let grant = optional(&event.grant_type)?;
+        let method = optional(&event.method)?;
+        Some(EventRecord {
             received_at,
-            type_id: pending.intern(event.event_type.as_str()),
+            type_id: name(event.event_type.as_str())?,
             outcome: event.outcome.code(),
             id: event.id.clone(),
             token: event.token.clone(),
-            client: event.client_id.as_deref().map(|c| pending.intern(c)),
+            client,
             user_id: event.user_id.clone(),
             device_id: event.device_id.clone(),
-            grant: event.grant_type.as_deref().map(|g| pending.intern(g)),
+            grant,
             scopes: event.scopes.clone(),
             ip: event.ip,
             user_agent: event.user_agent.clone(),
-            method: event.method.as_deref().map(|m| pending.intern(m)),
+            method,
             route: event.route.clone(),
             status: event.status,
             error: event.error.clone(),
             expires_at: event.expires_at,
             duration_ms: event.duration_ms,
             context: event.context.clone(),
+        })
+    }
+
+    pub fn counter_fields(&self) -> CounterFields {
+        CounterFields {
+            type_id: self.type_id,
+            outcome: self.outcome,
+            client: self.client,
+            grant: self.grant,
         }
     }
 

@@ -53,7 +53,12 @@ fn recount_log(
         let (key, bytes) = entry?;
         let (tenant, ts, _) = key.value();
         let record: EventRecord = decode(bytes.value(), "event")?;
-        counters.add(tenant, ts, &record, names.id(super::writer::ISSUED));
+        counters.add(
+            tenant,
+            ts,
+            record.counter_fields(),
+            names.id(super::writer::ISSUED),
+        );
         let event = record.into_event(ts, names)?;
         if let Some(token) = &event.token {
             tokens

@@ -20,8 +20,9 @@ use tokio::sync::oneshot;
 
 use super::codec::{decode, encode};
 use super::counters::CounterDeltas;
+use super::names::Names;
 use super::names::{self, PendingNames, SharedNames};
-use super::records::EventRecord;
+use super::records::{CounterFields, EventRecord};
 use super::tables::*;
 use super::{IngestIds, StoreError, WriterConfig};
 use crate::model::time::DAY_MS;
@@ -33,11 +34,29 @@ pub const DEDUP_WINDOW_MS: u64 = 7 * DAY_MS;
 /// The type whose events feed the per-client grant-type counters.
 pub const ISSUED: &str = "token.issued";
 
+/// An event with as much of its storage work done as could be done before the writer:
+/// when every name it uses is already interned, its record is encoded by the request's
+/// task, off the writer thread.
+pub struct Prepared {
+    pub event: Event,
+    pub encoded: Option<(Vec<u8>, CounterFields)>,
+}
+
+impl Prepared {
+    pub fn new(event: Event, received_at: u64, names: &Names) -> Result<Prepared, StoreError> {
+        let encoded = match EventRecord::with_names(&event, received_at, |t| names.id(t)) {
+            Some(record) => Some((encode(&record)?, record.counter_fields())),
+            None => None,
+        };
+        Ok(Prepared { event, encoded })
+    }
+}
+
 /// A batch of one request's events, with where to send the answer.
 pub struct IngestJob {
     pub tenant: u32,
     pub received_at: u64,
-    pub events: Vec<Event>,
+    pub events: Vec<Prepared>,
     pub reply: oneshot::Sender<Result<IngestIds, StoreError>>,
 }
 
@@ -91,6 +110,13 @@ impl Writer {
 
     pub fn is_running(&self) -> bool {
         self.running.load(Ordering::Acquire)
+    }
+
+    /// Commands waiting in the queue.
+    pub fn queued(&self) -> usize {
+        lock(&self.queue)
+            .as_ref()
+            .map_or(0, |q| q.max_capacity() - q.capacity())
     }
 
     /// Queues `command`, waiting at most the configured time for room.
@@ -206,7 +232,7 @@ impl WriterState {
             let mut token_table = txn.open_table(TOKENS)?;
             for job in group {
                 let mut ids = Vec::with_capacity(job.events.len());
-                for event in &job.events {
+                for Prepared { event, encoded } in &job.events {
                     if let Some(key) = event.id.as_deref() {
                         let repeat = !keys_in_group.insert((job.tenant, key))
                             || dedup.get((job.tenant, key))?.is_some_and(|seen| {
@@ -220,9 +246,18 @@ impl WriterState {
                     }
                     let seq = next_seq;
                     next_seq += 1;
-                    let record = EventRecord::from_event(event, job.received_at, &mut pending);
-                    counters.add(job.tenant, event.ts, &record, pending.get(ISSUED));
-                    log.insert((job.tenant, event.ts, seq), encode(&record)?.as_slice())?;
+                    let late;
+                    let (bytes, fields) = match encoded {
+                        Some((bytes, fields)) => (bytes, *fields),
+                        None => {
+                            let record =
+                                EventRecord::from_event(event, job.received_at, &mut pending);
+                            late = encode(&record)?;
+                            (&late, record.counter_fields())
+                        }
+                    };
+                    counters.add(job.tenant, event.ts, fields, pending.get(ISSUED));
+                    log.insert((job.tenant, event.ts, seq), bytes.as_slice())?;
                     by_seq.insert(seq, (job.tenant, event.ts))?;
                     if let Some(token) = &event.token {
                         let key = (job.tenant, token.clone());

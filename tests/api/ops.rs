@@ -215,3 +215,66 @@ async fn the_openapi_document_is_served() {
         assert!(paths.contains_key(path), "{path} is documented");
     }
 }
+
+#[tokio::test]
+async fn a_full_write_queue_answers_503_with_retry_after_and_stores_nothing() {
+    let writer = gatewatch::store::WriterConfig {
+        queue_capacity: 1,
+        enqueue_wait: Duration::from_millis(50),
+        ..gatewatch::store::WriterConfig::default()
+    };
+    let app = crate::support::spawn_app_with_writer(Limits::default(), writer).await;
+    // Hold the writer thread inside a write command until released.
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let store_app = app.app.clone();
+    let blocker = tokio::spawn(async move {
+        store_app
+            .store()
+            .write(move |_| {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
+                Ok(())
+            })
+            .await
+    });
+    started_rx.await.expect("the writer is held");
+    // One request fills the single queue slot and waits there.
+    let queued_app = app.app.clone();
+    let queued = tokio::spawn(async move {
+        let event = gatewatch::model::Event::new(
+            gatewatch::model::EventType::parse("queued.event").expect("valid"),
+            now_ms(),
+        );
+        queued_app.store().ingest(1, now_ms(), vec![event]).await
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.app.store().queue_depth() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never queued"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let reply = app.ingest_json(r#"{"type":"refused.event"}"#).await;
+    assert_error_status(&reply, 503);
+    assert!(reply.header("retry-after").is_some(), "{:?}", reply.headers);
+
+    release_tx.send(()).expect("releases the writer");
+    blocker
+        .await
+        .expect("joins")
+        .expect("the held write commits");
+    let ids = queued
+        .await
+        .expect("joins")
+        .expect("the queued event is stored");
+    assert_eq!(ids.len(), 1);
+    let events = app.events("default", "limit=10").await;
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(
+        types,
+        vec!["queued.event"],
+        "the refused event must not be stored"
+    );
+}

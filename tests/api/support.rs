@@ -98,11 +98,16 @@ pub async fn spawn_app() -> TestApp {
 /// in its own directory: each test still has its own store, writer and server, and the
 /// bootstrap secrets (the same in every copy) are valid in each.
 pub async fn spawn_app_with(limits: Limits) -> TestApp {
+    spawn_app_with_writer(limits, WriterConfig::default()).await
+}
+
+/// Like [`spawn_app_with`], with the writer configured by `writer`.
+pub async fn spawn_app_with_writer(limits: Limits, writer: WriterConfig) -> TestApp {
     let (image, boot) = bootstrapped_image();
     let dir = tempfile::tempdir().expect("a temporary directory");
     std::fs::write(dir.path().join(gatewatch::store::DB_FILE), image)
         .expect("copies the bootstrapped store");
-    let store = Store::open(dir.path(), WriterConfig::default()).expect("the store opens");
+    let store = Store::open(dir.path(), writer).expect("the store opens");
     let app = App::new(store).expect("the app starts");
     serve(dir, Arc::new(app), boot.clone(), limits).await
 }
