@@ -214,7 +214,13 @@ async fn serve(config: Config) -> Result<()> {
     let address = listener.local_addr()?;
     println!("gatewatch listening on http://{address}");
     tracing::info!(%address, data = %config.data.display(), "serving");
+    let (stop_jobs, jobs_shutdown) = tokio::sync::watch::channel(false);
+    let jobs = crate::jobs::spawn_all(app.clone(), jobs_shutdown);
     crate::http::serve(listener, app.clone(), config.limits(), shutdown_signal()).await;
+    let _ = stop_jobs.send(true);
+    for job in jobs {
+        let _ = job.await;
+    }
     tracing::info!("draining the write queue");
     app.store().close();
     tracing::info!("stopped cleanly");

@@ -166,6 +166,11 @@ impl App {
         })
     }
 
+    /// Forgets idempotency keys past their 7-day window (a job calls this hourly).
+    pub async fn prune_dedup_keys(&self, now: u64) -> Result<u64, AppError> {
+        Ok(self.store.prune_dedup_keys(now).await?)
+    }
+
     fn cache_key(&self, key: KeyInfo) {
         let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
         keys.insert(key.hash, key);

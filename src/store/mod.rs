@@ -173,6 +173,18 @@ impl Store {
         Ok(Snapshot::new(txn, names::snapshot(&self.names)))
     }
 
+    /// Deletes idempotency keys received before `now` − 7 days; returns how many.
+    pub async fn prune_dedup_keys(&self, now: u64) -> Result<u64, StoreError> {
+        let cutoff = now.saturating_sub(writer::DEDUP_WINDOW_MS);
+        self.write(move |txn| {
+            let mut dedup = txn.open_table(tables::DEDUP)?;
+            let before = redb::ReadableTableMetadata::len(&dedup)?;
+            dedup.retain(|_, received| received > cutoff)?;
+            Ok(before - redb::ReadableTableMetadata::len(&dedup)?)
+        })
+        .await
+    }
+
     /// Stops the writer after everything queued before this call is committed.
     pub fn close(&self) {
         self.writer.stop();

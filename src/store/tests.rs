@@ -157,3 +157,29 @@ async fn closed_store_refuses_writes() {
     );
     assert!(!store.is_writable());
 }
+
+#[tokio::test]
+async fn pruning_forgets_only_expired_idempotency_keys() {
+    let (_dir, store) = open();
+    let mut old = ev("a", NOW);
+    old.id = Some("old".into());
+    let mut fresh = ev("a", NOW);
+    fresh.id = Some("fresh".into());
+    store.ingest(1, NOW, vec![old.clone()]).await.expect("ok");
+    let day = crate::model::time::DAY_MS;
+    store
+        .ingest(1, NOW + 3 * day, vec![fresh.clone()])
+        .await
+        .expect("ok");
+    let removed = store
+        .prune_dedup_keys(NOW + 7 * day + 1)
+        .await
+        .expect("prunes");
+    assert_eq!(removed, 1);
+    // The fresh key still suppresses a repeat.
+    let ids = store
+        .ingest(1, NOW + 7 * day + 2, vec![fresh])
+        .await
+        .expect("ok");
+    assert_eq!(ids, vec![None]);
+}
