@@ -3,8 +3,8 @@
 use ipnet::IpNet;
 
 use super::{App, AppError, Principal};
-use crate::model::{Outcome, Role};
-use crate::query::{self, HourRange, RangeError, Stats};
+use crate::model::{EventType, Outcome, Role};
+use crate::query::{self, GroupBy, HourRange, Interval, RangeError, Series, SeriesRequest, Stats};
 use crate::store::{EventFilter, EventPage, StoredEvent};
 
 /// The time part of a read request, as sent.
@@ -153,6 +153,92 @@ impl App {
             .read(move |snap| query::stats::stats(snap, tenant.id, range, client_id.as_deref()))
             .await?;
         Ok(stats)
+    }
+}
+
+/// A `/timeseries` request, as sent.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesQuery {
+    pub time: TimeSpec,
+    pub interval: Option<String>,
+    pub group_by: Option<String>,
+    /// Comma-separated event types.
+    pub types: Option<String>,
+}
+
+impl App {
+    /// Counts per hour or day, split by a dimension (viewer). Returns the effective request
+    /// (bounds widened to whole buckets) with the series.
+    pub async fn timeseries(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        request: SeriesQuery,
+        now: u64,
+    ) -> Result<(SeriesRequest, Vec<Series>), AppError> {
+        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let (from, to) = resolve(&request.time, now)?;
+        let interval = match request.interval.as_deref() {
+            Some(text) => Interval::parse(text).ok_or_else(|| {
+                AppError::field("invalid_field", "interval", "must be hour or day")
+            })?,
+            None if to - from <= 7 * crate::model::time::DAY_MS => Interval::Hour,
+            None => Interval::Day,
+        };
+        let group_by = match request.group_by.as_deref() {
+            Some(text) => GroupBy::parse(text).ok_or_else(|| {
+                AppError::field(
+                    "invalid_field",
+                    "group_by",
+                    "must be type, outcome, grant_type or client_id",
+                )
+            })?,
+            None => GroupBy::Nothing,
+        };
+        let types = match request.types.as_deref() {
+            Some(list) => Some(
+                list.split(',')
+                    .map(|t| {
+                        EventType::parse(t.trim())
+                            .map(|t| t.as_str().to_owned())
+                            .ok_or_else(|| {
+                                AppError::field(
+                                    "invalid_field",
+                                    "types",
+                                    format!("`{t}` is not an event type"),
+                                )
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            None => None,
+        };
+        let width = interval.millis();
+        let from = from / width * width;
+        let to = to.div_ceil(width) * width;
+        if (to - from) / width > query::timeseries::MAX_BUCKETS {
+            return Err(AppError::field(
+                "invalid_range",
+                "interval",
+                format!(
+                    "at most {} buckets per answer; use a shorter range or interval=day",
+                    query::timeseries::MAX_BUCKETS
+                ),
+            ));
+        }
+        let series_request = SeriesRequest {
+            interval,
+            from,
+            to,
+            group_by,
+            types,
+        };
+        let asked = series_request.clone();
+        let series = self
+            .store
+            .read(move |snap| query::timeseries::timeseries(snap, tenant.id, &asked))
+            .await?;
+        Ok((series_request, series))
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::request::{self, Query};
 use super::{error, json_response, wire};
-use crate::app::{App, AppError, EventQuery};
+use crate::app::{App, AppError, EventQuery, SeriesQuery};
 use crate::model::time::now_ms;
 use crate::model::KeyKind;
 
@@ -55,6 +55,9 @@ pub async fn route(
             one_event(request, app, t, seq).await
         }
         (["api", "v1", "tenants", t, "stats"], &Method::GET) => stats(request, app, t).await,
+        (["api", "v1", "tenants", t, "timeseries"], &Method::GET) => {
+            timeseries(request, app, t).await
+        }
         (segments, _) if known_path(segments) => {
             return error::simple(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -290,6 +293,22 @@ async fn set_member(request: Request<Incoming>, app: &App, tenant: &str) -> Answ
     })?;
     let member = app.set_member(&principal, tenant, &body.user, role).await?;
     Ok(json_response(StatusCode::OK, &wire::member(&member)))
+}
+
+async fn timeseries(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let q = Query::parse(&request);
+    let query = SeriesQuery {
+        time: q.time_spec()?,
+        interval: q.string("interval"),
+        group_by: q.string("group_by"),
+        types: q.string("types"),
+    };
+    let (asked, series) = app.timeseries(&principal, tenant, query, now_ms()).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &wire::timeseries(&asked, &series),
+    ))
 }
 
 #[cfg(test)]

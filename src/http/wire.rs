@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use crate::app::IngestReceipt;
 use crate::model::time::format_ms;
-use crate::query::Stats;
+use crate::query::{Series, SeriesRequest, Stats};
 use crate::store::{KeyInfo, MemberInfo, StoredEvent, TenantInfo, UserInfo};
 
 pub fn receipt(r: &IngestReceipt) -> Value {
@@ -100,4 +100,24 @@ pub fn user(u: &UserInfo) -> Value {
 
 pub fn member(m: &MemberInfo) -> Value {
     json!({ "user": m.name, "role": m.role.as_str() })
+}
+
+pub fn timeseries(asked: &SeriesRequest, series: &[Series]) -> Value {
+    let list: Vec<Value> = series
+        .iter()
+        .map(|s| {
+            let points: Vec<Value> = s
+                .points
+                .iter()
+                .map(|(t, count)| json!([format_ms(*t), count]))
+                .collect();
+            json!({ "key": s.key, "points": points })
+        })
+        .collect();
+    json!({
+        "interval": asked.interval.as_str(),
+        "from": format_ms(asked.from),
+        "to": format_ms(asked.to),
+        "series": list,
+    })
 }

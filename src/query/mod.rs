@@ -4,6 +4,8 @@
 
 pub mod range;
 pub mod stats;
+pub mod timeseries;
 
 pub use range::{HourRange, RangeError};
 pub use stats::Stats;
+pub use timeseries::{GroupBy, Interval, Series, SeriesRequest};

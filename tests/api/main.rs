@@ -1,6 +1,7 @@
 //! HTTP integration tests of gatewatch: each test starts a real server over its own
 //! temporary store on a loopback port and speaks HTTP/1.1 to it (see `support`).
 
+mod analytics;
 mod crash;
 mod ingest;
 mod ops;
