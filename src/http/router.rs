@@ -83,7 +83,7 @@ fn known_path(segments: &[&str]) -> bool {
                 "v1",
                 "tenants",
                 _,
-                "keys" | "events" | "stats" | "members"
+                "keys" | "events" | "stats" | "members" | "timeseries"
             ]
             | ["api", "v1", "tenants", _, "keys" | "events", _]
     )

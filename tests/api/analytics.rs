@@ -6,16 +6,17 @@ use serde_json::{json, Value};
 
 use crate::support::{now_ms, spawn_app, DAY_MS, HOUR_MS};
 
-/// A deterministic event set over the last six days: (ts, type, outcome, client, grant).
-fn generated(
-    now: u64,
-) -> Vec<(
+/// (ts, type, outcome, client, grant)
+type Row = (
     u64,
     &'static str,
     &'static str,
     Option<&'static str>,
     Option<&'static str>,
-)> {
+);
+
+/// A deterministic event set over the last six days: (ts, type, outcome, client, grant).
+fn generated(now: u64) -> Vec<Row> {
     let types = [
         ("token.issued", "success"),
         ("token.refreshed", "success"),
@@ -44,16 +45,7 @@ fn generated(
         .collect()
 }
 
-async fn load(
-    app: &crate::support::TestApp,
-    now: u64,
-) -> Vec<(
-    u64,
-    &'static str,
-    &'static str,
-    Option<&'static str>,
-    Option<&'static str>,
-)> {
+async fn load(app: &crate::support::TestApp, now: u64) -> Vec<Row> {
     let events = generated(now);
     let body: Vec<Value> = events
         .iter()
