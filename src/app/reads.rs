@@ -1,5 +1,7 @@
 //! Read use cases: events and stats of one tenant.
 
+use std::sync::Arc;
+
 use ipnet::IpNet;
 
 use super::{App, AppError, Principal};
@@ -83,8 +85,6 @@ impl App {
         request: EventQuery,
         now: u64,
     ) -> Result<EventPage, AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
-        let (from, to) = resolve(&request.time, now)?;
         let limit = request.limit.unwrap_or(DEFAULT_EVENTS_LIMIT);
         if limit == 0 || limit > MAX_EVENTS_LIMIT {
             return Err(AppError::field(
@@ -93,6 +93,22 @@ impl App {
                 format!("must be from 1 to {MAX_EVENTS_LIMIT}"),
             ));
         }
+        let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
+        let export = self.export_events(principal, slug, request, now)?;
+        export.page(self, cursor, limit).await
+    }
+
+    /// Checks access and the filters of an export; its pages are then read with
+    /// [`EventExport::page`] until one comes back without a next cursor.
+    pub fn export_events(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        request: EventQuery,
+        now: u64,
+    ) -> Result<EventExport, AppError> {
+        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let (from, to) = resolve(&request.time, now)?;
         let outcome = match request.outcome.as_deref() {
             Some(text) => Some(Outcome::parse(text).ok_or_else(|| {
                 AppError::field("invalid_field", "outcome", "not a known outcome")
@@ -103,7 +119,6 @@ impl App {
             Some(text) => Some(parse_ip_filter(text)?),
             None => None,
         };
-        let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
         let filter = EventFilter {
             from,
             to,
@@ -115,11 +130,10 @@ impl App {
             ip,
             q: request.q.map(|q| q.to_lowercase()),
         };
-        let page = self
-            .store
-            .read(move |snap| snap.events_page(tenant.id, &filter, cursor, limit))
-            .await?;
-        Ok(page)
+        Ok(EventExport {
+            tenant: tenant.id,
+            filter: Arc::new(filter),
+        })
     }
 
     /// One event of a tenant by its server id (viewer).
@@ -153,6 +167,30 @@ impl App {
             .read(move |snap| query::stats::stats(snap, tenant.id, range, client_id.as_deref()))
             .await?;
         Ok(stats)
+    }
+}
+
+/// A validated, authorised event listing: its pages can be read one after another, each
+/// in its own snapshot, so a long export never holds a read transaction for long.
+#[derive(Debug, Clone)]
+pub struct EventExport {
+    tenant: u32,
+    filter: Arc<EventFilter>,
+}
+
+impl EventExport {
+    /// Up to `limit` events strictly older than `cursor`, newest first.
+    pub async fn page(
+        &self,
+        app: &App,
+        cursor: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<EventPage, AppError> {
+        let (tenant, filter) = (self.tenant, self.filter.clone());
+        Ok(app
+            .store
+            .read(move |snap| snap.events_page(tenant, &filter, cursor, limit))
+            .await?)
     }
 }
 

@@ -1,16 +1,15 @@
 //! Mapping [`AppError`] to a status and the API's error body:
 //! `{"error": {"code", "message", "field"?, "details"?}}`.
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use serde_json::{json, Map, Value};
 
+use super::Body;
 use crate::app::AppError;
 
 /// A response for `error`. Internal details are logged here and never sent.
-pub fn error_response(error: &AppError) -> Response<Full<Bytes>> {
+pub fn error_response(error: &AppError) -> Response<Body> {
     let (status, code, message, field) = match error {
         AppError::Invalid {
             code,
@@ -90,7 +89,7 @@ pub fn error_response(error: &AppError) -> Response<Full<Bytes>> {
 }
 
 /// A plain API error not produced by a use case (routing, framing).
-pub fn simple(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+pub fn simple(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     super::json_response(
         status,
         &json!({ "error": { "code": code, "message": message } }),

@@ -5,6 +5,7 @@
 //! timeout, a connection cap, and body size (see `request`).
 
 mod error;
+mod export;
 mod request;
 mod router;
 mod wire;
@@ -16,7 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
@@ -115,7 +117,7 @@ async fn handle(
     app: Arc<App>,
     peer: SocketAddr,
     limits: Arc<Limits>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let mut response = match tokio::time::timeout(
         limits.request_timeout,
         router::route(request, &app, peer),
@@ -144,12 +146,21 @@ async fn handle(
     Ok(response)
 }
 
+/// Why a streamed body stopped early; hyper then aborts the connection, so the client
+/// sees a truncated transfer instead of a silently short one.
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every response body: a whole buffer or a stream (exports).
+pub(crate) type Body = BoxBody<Bytes, BodyError>;
+
+/// A body holding `bytes`.
+pub(crate) fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
 /// A JSON response.
-pub(crate) fn json_response(
-    status: StatusCode,
-    value: &serde_json::Value,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+pub(crate) fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(full(Bytes::from(value.to_string())));
     *response.status_mut() = status;
     response
         .headers_mut()

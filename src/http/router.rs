@@ -1,28 +1,27 @@
 //! Routing: method + path → use case call → JSON answer.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::request::{self, Query};
-use super::{error, json_response, wire};
+use super::{error, export, full, json_response, wire, Body};
 use crate::app::{App, AppError, EventQuery, SeriesQuery};
 use crate::model::time::now_ms;
 use crate::model::KeyKind;
 
-type Answer = Result<Response<Full<Bytes>>, AppError>;
+type Answer = Result<Response<Body>, AppError>;
 
 /// Answers one request. Never panics on any input; every failure is an API error body.
 pub async fn route(
     request: Request<Incoming>,
-    app: &App,
+    app: &Arc<App>,
     _peer: SocketAddr,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path
         .trim_start_matches('/')
@@ -51,6 +50,9 @@ pub async fn route(
             revoke_key(request, app, t, id).await
         }
         (["api", "v1", "tenants", t, "events"], &Method::GET) => list_events(request, app, t).await,
+        (["api", "v1", "tenants", t, "events", "export"], &Method::GET) => {
+            export::events(request, app, t).await
+        }
         (["api", "v1", "tenants", t, "events", seq], &Method::GET) => {
             one_event(request, app, t, seq).await
         }
@@ -92,8 +94,8 @@ fn known_path(segments: &[&str]) -> bool {
 /// The served OpenAPI document, embedded at build time.
 const OPENAPI: &str = include_str!("openapi.json");
 
-fn openapi() -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+fn openapi() -> Response<Body> {
+    let mut response = Response::new(full(bytes::Bytes::from_static(OPENAPI.as_bytes())));
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
@@ -101,7 +103,7 @@ fn openapi() -> Response<Full<Bytes>> {
     response
 }
 
-fn readyz(app: &App) -> Response<Full<Bytes>> {
+fn readyz(app: &App) -> Response<Body> {
     if app.is_ready() {
         json_response(StatusCode::OK, &json!({"status": "ready"}))
     } else {
@@ -197,10 +199,9 @@ async fn revoke_key(request: Request<Incoming>, app: &App, tenant: &str, id: &st
     Ok(json_response(StatusCode::OK, &json!({ "revoked": id })))
 }
 
-async fn list_events(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
-    let q = Query::parse(&request);
-    let query = EventQuery {
+/// The filters shared by `/events` and `/events/export`.
+pub(super) fn event_query(q: &Query) -> Result<EventQuery, AppError> {
+    Ok(EventQuery {
         time: q.time_spec()?,
         event_type: q.string("type"),
         outcome: q.string("outcome"),
@@ -213,7 +214,12 @@ async fn list_events(request: Request<Incoming>, app: &App, tenant: &str) -> Ans
             .number("limit")?
             .map(|n| n.min(usize::MAX as u64) as usize),
         cursor: q.string("cursor"),
-    };
+    })
+}
+
+async fn list_events(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let query = event_query(&Query::parse(&request))?;
     let page = app.list_events(&principal, tenant, query, now_ms()).await?;
     let events: Vec<_> = page.events.iter().map(|e| wire::event(e, tenant)).collect();
     let next = page.next.map(crate::app::encode_cursor);

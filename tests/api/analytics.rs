@@ -185,3 +185,83 @@ async fn timeseries_refuses_bad_parameters() {
         .await;
     assert_eq!(reply.status, 404);
 }
+
+#[tokio::test]
+async fn ndjson_export_streams_every_match_across_pages() {
+    let app = spawn_app().await;
+    let now = now_ms();
+    let mut expected = 0;
+    for batch in 0..3u64 {
+        let events: Vec<Value> = (0..900u64)
+            .map(|i| {
+                let kind = if i % 3 == 0 { "token.pkce_failed" } else { "token.issued" };
+                expected += u64::from(kind == "token.pkce_failed");
+                json!({"type": kind, "ts": now - (batch * 900 + i) * 1000, "id": format!("e{batch}-{i}")})
+            })
+            .collect();
+        app.ingest_ok(&Value::Array(events)).await;
+    }
+    let reply = app
+        .get(
+            "/api/v1/tenants/default/events/export?format=ndjson&type=token.pkce_failed&range=24h",
+            app.owner(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/x-ndjson"));
+    let text = std::str::from_utf8(&reply.body).expect("UTF-8");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len() as u64, expected);
+    assert!(lines.iter().all(|e| e["type"] == "token.pkce_failed"));
+    let mut ids: Vec<&str> = lines.iter().filter_map(|e| e["id"].as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, expected, "no event twice");
+}
+
+#[tokio::test]
+async fn csv_export_quotes_commas_and_quotes() {
+    let app = spawn_app().await;
+    app.ingest_ok(&json!([
+        {"type": "captcha.failed", "user_agent": "Agent, \"quoted\"", "error": "plain", "context": {"note": "x,y"}}
+    ]))
+    .await;
+    let reply = app
+        .get(
+            "/api/v1/tenants/default/events/export?format=csv",
+            app.owner(),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    let text = std::str::from_utf8(&reply.body).expect("UTF-8");
+    let mut rows = text.split("\r\n");
+    let header = rows.next().expect("header");
+    assert!(
+        header.starts_with("seq,ts,received_at,type,outcome"),
+        "{header}"
+    );
+    let row = rows.next().expect("one row");
+    assert!(row.contains(",\"Agent, \"\"quoted\"\"\","), "{row}");
+    assert!(row.contains(",plain,"), "{row}");
+    assert!(row.ends_with("\"{\"\"note\"\":\"\"x,y\"\"}\""), "{row}");
+    assert_eq!(rows.next(), Some(""), "records end in CRLF");
+}
+
+#[tokio::test]
+async fn export_refuses_bad_formats_and_hides_other_tenants() {
+    let app = spawn_app().await;
+    let reply = app
+        .get(
+            "/api/v1/tenants/default/events/export?format=xml",
+            app.owner(),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.json);
+    let reply = app
+        .get("/api/v1/tenants/other/events/export", app.owner())
+        .await;
+    assert_eq!(reply.status, 404);
+}
