@@ -6,7 +6,9 @@ use ipnet::IpNet;
 
 use super::{App, AppError, Principal};
 use crate::model::{EventType, Outcome, Role};
-use crate::query::{self, GroupBy, HourRange, Interval, RangeError, Series, SeriesRequest, Stats};
+use crate::query::{
+    self, GroupBy, HourRange, Interval, RangeError, Series, SeriesRequest, Stats, TopDim, TopItem,
+};
 use crate::store::{EventFilter, EventPage, StoredEvent};
 
 /// The time part of a read request, as sent.
@@ -277,6 +279,65 @@ impl App {
             .read(move |snap| query::timeseries::timeseries(snap, tenant.id, &asked))
             .await?;
         Ok((series_request, series))
+    }
+}
+
+/// A `/top` request, as sent.
+#[derive(Debug, Clone, Default)]
+pub struct TopQuery {
+    pub time: TimeSpec,
+    pub dim: Option<String>,
+    pub outcome: Option<String>,
+    pub limit: Option<u64>,
+}
+
+impl App {
+    /// The values of a dimension with the most events over whole hours (viewer).
+    pub async fn top(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        request: TopQuery,
+        now: u64,
+    ) -> Result<(HourRange, Vec<TopItem>), AppError> {
+        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let TopQuery {
+            time,
+            dim,
+            outcome,
+            limit,
+        } = request;
+        let dim = dim.as_deref().and_then(TopDim::parse).ok_or_else(|| {
+            AppError::field(
+                "invalid_field",
+                "dim",
+                "must be client_id, user_id, ip, token, route, type or grant_type",
+            )
+        })?;
+        let outcome = match outcome.as_deref() {
+            Some(text) => Some(Outcome::parse(text).ok_or_else(|| {
+                AppError::field("invalid_field", "outcome", "not a known outcome")
+            })?),
+            None => None,
+        };
+        let limit = match limit {
+            None => 10,
+            Some(n @ 1..=1000) => n as usize,
+            Some(_) => {
+                return Err(AppError::field(
+                    "invalid_field",
+                    "limit",
+                    "must be from 1 to 1000",
+                ))
+            }
+        };
+        let (from, to) = resolve(&time, now)?;
+        let range = HourRange::covering(from, to);
+        let items = self
+            .store
+            .read(move |snap| query::top::top(snap, tenant.id, dim, range, outcome, limit))
+            .await?;
+        Ok((range, items))
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::request::{self, Query};
 use super::{error, export, full, json_response, wire, Body};
-use crate::app::{App, AppError, EventQuery, SeriesQuery};
+use crate::app::{App, AppError, EventQuery, SeriesQuery, TopQuery};
 use crate::model::time::now_ms;
 use crate::model::KeyKind;
 
@@ -57,6 +57,7 @@ pub async fn route(
             one_event(request, app, t, seq).await
         }
         (["api", "v1", "tenants", t, "stats"], &Method::GET) => stats(request, app, t).await,
+        (["api", "v1", "tenants", t, "top"], &Method::GET) => top(request, app, t).await,
         (["api", "v1", "tenants", t, "timeseries"], &Method::GET) => {
             timeseries(request, app, t).await
         }
@@ -85,7 +86,7 @@ fn known_path(segments: &[&str]) -> bool {
                 "v1",
                 "tenants",
                 _,
-                "keys" | "events" | "stats" | "members" | "timeseries"
+                "keys" | "events" | "stats" | "members" | "timeseries" | "top"
             ]
             | ["api", "v1", "tenants", _, "keys" | "events", _]
     )
@@ -314,6 +315,23 @@ async fn timeseries(request: Request<Incoming>, app: &App, tenant: &str) -> Answ
     Ok(json_response(
         StatusCode::OK,
         &wire::timeseries(&asked, &series),
+    ))
+}
+
+async fn top(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let q = Query::parse(&request);
+    let query = TopQuery {
+        time: q.time_spec()?,
+        dim: q.string("dim"),
+        outcome: q.string("outcome"),
+        limit: q.number("limit")?,
+    };
+    let dim = query.dim.clone().unwrap_or_default();
+    let (range, items) = app.top(&principal, tenant, query, now_ms()).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &wire::top(&dim, range, &items),
     ))
 }
 

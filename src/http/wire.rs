@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use crate::app::IngestReceipt;
 use crate::model::time::format_ms;
-use crate::query::{Series, SeriesRequest, Stats};
+use crate::query::{HourRange, Series, SeriesRequest, Stats, TopItem};
 use crate::store::{KeyInfo, MemberInfo, StoredEvent, TenantInfo, UserInfo};
 
 pub fn receipt(r: &IngestReceipt) -> Value {
@@ -119,6 +119,19 @@ pub fn timeseries(asked: &SeriesRequest, series: &[Series]) -> Value {
         "from": format_ms(asked.from),
         "to": format_ms(asked.to),
         "series": list,
+    })
+}
+
+pub fn top(dim: &str, range: HourRange, items: &[TopItem]) -> Value {
+    let list: Vec<Value> = items
+        .iter()
+        .map(|i| json!({ "key": i.key, "count": i.count, "failures": i.failures }))
+        .collect();
+    json!({
+        "dim": dim,
+        "from": format_ms(range.from),
+        "to": format_ms(range.to),
+        "items": list,
     })
 }
 

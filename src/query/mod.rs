@@ -5,7 +5,9 @@
 pub mod range;
 pub mod stats;
 pub mod timeseries;
+pub mod top;
 
 pub use range::{HourRange, RangeError};
 pub use stats::Stats;
 pub use timeseries::{GroupBy, Interval, Series, SeriesRequest};
+pub use top::{TopDim, TopItem};

@@ -265,3 +265,96 @@ async fn export_refuses_bad_formats_and_hides_other_tenants() {
         .await;
     assert_eq!(reply.status, 404);
 }
+
+#[tokio::test]
+async fn top_matches_a_brute_force_count_for_every_dimension() {
+    let app = spawn_app().await;
+    let now = now_ms();
+    let base = now / HOUR_MS * HOUR_MS - 20 * HOUR_MS;
+    let mut state = 7u64;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % n
+    };
+    let types = [
+        "token.issued",
+        "token.pkce_failed",
+        "join.access",
+        "join.invalid_token",
+    ];
+    let mut events = Vec::new();
+    for i in 0..400u64 {
+        let t = types[next(4) as usize];
+        let mut e = json!({
+            "type": t,
+            "ts": base + next(20 * HOUR_MS),
+            "client_id": format!("c{}", next(5)),
+            "user_id": format!("u{}", next(9)),
+            "token": format!("t{}", next(12)),
+            "ip": format!("10.0.{}.{}", next(2), next(4)),
+            "route": format!("/r/{}", next(6)),
+        });
+        if t == "token.issued" {
+            e["grant_type"] = json!(["authorization_code", "refresh_token"][(i % 2) as usize]);
+        }
+        events.push(e);
+    }
+    app.ingest_ok(&Value::Array(events.clone())).await;
+    let failing = |t: &str| t == "token.pkce_failed" || t == "join.invalid_token";
+    for dim in [
+        "client_id",
+        "user_id",
+        "ip",
+        "token",
+        "route",
+        "type",
+        "grant_type",
+    ] {
+        for outcome in [None, Some("failure")] {
+            let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            for e in &events {
+                let t = e["type"].as_str().expect("type");
+                if outcome.is_some() && !failing(t) {
+                    continue;
+                }
+                if let Some(key) = e[dim].as_str() {
+                    let entry = counts.entry(key.to_owned()).or_default();
+                    entry.0 += 1;
+                    entry.1 += u64::from(failing(t));
+                }
+            }
+            let mut expected: Vec<(String, u64, u64)> =
+                counts.into_iter().map(|(k, (c, f))| (k, c, f)).collect();
+            expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            expected.truncate(4);
+            let mut path = format!("/api/v1/tenants/default/top?dim={dim}&range=24h&limit=4");
+            if let Some(o) = outcome {
+                path.push_str(&format!("&outcome={o}"));
+            }
+            let reply = app.get(&path, app.owner()).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.json);
+            let got: Vec<(String, u64, u64)> = reply.json["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .map(|i| {
+                    (
+                        i["key"].as_str().expect("key").to_owned(),
+                        i["count"].as_u64().expect("count"),
+                        i["failures"].as_u64().expect("failures"),
+                    )
+                })
+                .collect();
+            assert_eq!(got, expected, "{path}");
+            assert_eq!(reply.json["dim"], dim);
+        }
+    }
+    for bad in ["dim=nope", "", "dim=ip&limit=0", "dim=ip&outcome=meh"] {
+        let reply = app
+            .get(&format!("/api/v1/tenants/default/top?{bad}"), app.owner())
+            .await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.json);
+    }
+}

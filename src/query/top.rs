@@ -1,0 +1,151 @@
+//! `/top`: the values of one dimension with the most events in a range, exact.
+//!
+//! Types, grant types and clients are read from counter buckets. Users, IPs, tokens and
+//! routes have no counters (their cardinality is unbounded and attacker-controlled, so they
+//! are not interned); they are counted by scanning the range of the log, which is exact but
+//! grows with the number of events in the range.
+
+use std::collections::HashMap;
+
+use super::HourRange;
+use crate::model::Outcome;
+use crate::store::{Dim, Granularity, Snapshot, StoreError};
+
+/// What `/top` ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopDim {
+    ClientId,
+    UserId,
+    Ip,
+    Token,
+    Route,
+    Type,
+    GrantType,
+}
+
+impl TopDim {
+    pub fn parse(text: &str) -> Option<TopDim> {
+        Some(match text {
+            "client_id" => TopDim::ClientId,
+            "user_id" => TopDim::UserId,
+            "ip" => TopDim::Ip,
+            "token" => TopDim::Token,
+            "route" => TopDim::Route,
+            "type" => TopDim::Type,
+            "grant_type" => TopDim::GrantType,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopDim::ClientId => "client_id",
+            TopDim::UserId => "user_id",
+            TopDim::Ip => "ip",
+            TopDim::Token => "token",
+            TopDim::Route => "route",
+            TopDim::Type => "type",
+            TopDim::GrantType => "grant_type",
+        }
+    }
+}
+
+/// One ranked value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopItem {
+    pub key: String,
+    pub count: u64,
+    /// Events of this value with outcome `failure`.
+    pub failures: u64,
+}
+
+#[derive(Default)]
+struct Tally(HashMap<String, (u64, u64)>);
+
+impl Tally {
+    fn add(&mut self, key: &str, outcome: Outcome, count: u64) {
+        let entry = match self.0.get_mut(key) {
+            Some(entry) => entry,
+            None => self.0.entry(key.to_owned()).or_default(),
+        };
+        entry.0 += count;
+        if outcome == Outcome::Failure {
+            entry.1 += count;
+        }
+    }
+
+    /// Most events first, ties broken by key.
+    fn ranked(self, limit: usize) -> Vec<TopItem> {
+        let mut items: Vec<TopItem> = self
+            .0
+            .into_iter()
+            .map(|(key, (count, failures))| TopItem {
+                key,
+                count,
+                failures,
+            })
+            .collect();
+        items.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        items.truncate(limit);
+        items
+    }
+}
+
+/// The `limit` values of `dim` with the most events of `tenant` in `range` (only events
+/// with `outcome`, when given).
+pub fn top(
+    snap: &Snapshot,
+    tenant: u32,
+    dim: TopDim,
+    range: HourRange,
+    outcome: Option<Outcome>,
+    limit: usize,
+) -> Result<Vec<TopItem>, StoreError> {
+    let names = snap.names();
+    let mut tally = Tally::default();
+    let wanted = |o: Outcome| outcome.is_none_or(|want| want == o);
+    let counted = match dim {
+        TopDim::Type => Some(Dim::Type),
+        TopDim::GrantType => Some(Dim::GrantType),
+        TopDim::ClientId => Some(Dim::Client),
+        _ => None,
+    };
+    if let Some(counter_dim) = counted {
+        let (from, to) = range.buckets();
+        let value = (counter_dim == Dim::Type).then_some(0);
+        for row in snap.counters(tenant, Granularity::Hour, counter_dim, value, from, to)? {
+            let Some(o) = Outcome::from_code(row.outcome).filter(|o| wanted(*o)) else {
+                continue;
+            };
+            let key_id = if counter_dim == Dim::Type {
+                row.type_id
+            } else {
+                row.value
+            };
+            tally.add(names.text(key_id).unwrap_or("?"), o, row.count);
+        }
+        return Ok(tally.ranked(limit));
+    }
+    snap.for_each_event(tenant, range.from, range.to, |stored| {
+        let e = &stored.event;
+        if !wanted(e.outcome) {
+            return Ok(());
+        }
+        let ip;
+        let key = match dim {
+            TopDim::UserId => e.user_id.as_deref(),
+            TopDim::Token => e.token.as_deref(),
+            TopDim::Route => e.route.as_deref(),
+            TopDim::Ip => {
+                ip = e.ip.map(|i| i.to_string());
+                ip.as_deref()
+            }
+            _ => None,
+        };
+        if let Some(key) = key {
+            tally.add(key, e.outcome, 1);
+        }
+        Ok(())
+    })?;
+    Ok(tally.ranked(limit))
+}
