@@ -166,7 +166,9 @@ impl App {
         let range = HourRange::covering(from, to);
         let stats = self
             .store
-            .read(move |snap| query::stats::stats(snap, tenant.id, range, client_id.as_deref()))
+            .read(move |snap| {
+                query::stats::stats(snap, tenant.id, range, client_id.as_deref(), now)
+            })
             .await?;
         Ok(stats)
     }

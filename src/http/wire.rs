@@ -4,6 +4,7 @@ use serde_json::{json, Map, Value};
 
 use crate::app::IngestReceipt;
 use crate::model::time::format_ms;
+use crate::query::stats::Distribution;
 use crate::query::{HourRange, Series, SeriesRequest, Stats, TopItem};
 use crate::store::{KeyInfo, MemberInfo, StoredEvent, TenantInfo, UserInfo};
 
@@ -91,7 +92,32 @@ pub fn stats(s: &Stats) -> Value {
         "by_type": s.by_type,
         "by_outcome": s.by_outcome,
         "by_hour_of_day": s.by_hour_of_day,
+        "unique_users": s.unique_users,
+        "unique_clients": s.unique_clients,
+        "unique_ips": s.unique_ips,
+        "token_lifetime_ms": distribution(&s.token_lifetime_ms, true),
+        "duration_ms": distribution(&s.duration_ms, false),
     })
+}
+
+/// Percentiles are `null` when nothing was measured.
+fn distribution(d: &Distribution, with_mean: bool) -> Value {
+    let or_null = |v: u64| if d.count == 0 { Value::Null } else { json!(v) };
+    let mut value = json!({
+        "count": d.count,
+        "p50": or_null(d.p50),
+        "p90": or_null(d.p90),
+        "p99": or_null(d.p99),
+        "max": or_null(d.max),
+    });
+    if with_mean {
+        value["mean"] = if d.count == 0 {
+            Value::Null
+        } else {
+            json!(d.mean)
+        };
+    }
+    value
 }
 
 pub fn user(u: &UserInfo) -> Value {

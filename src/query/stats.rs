@@ -1,6 +1,9 @@
-//! `/stats`: totals over a range of whole hours, from hourly counter buckets.
+//! `/stats`: totals over a range of whole hours, from hourly counter buckets; unique counts
+//! and distributions from the range of the log and the token states.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+
+use hdrhistogram::Histogram;
 
 use super::HourRange;
 use crate::model::Outcome;
@@ -23,6 +26,45 @@ pub struct Stats {
     pub total_blocked: u64,
     /// Per UTC hour of day.
     pub by_hour_of_day: [u64; 24],
+    pub unique_users: u64,
+    pub unique_clients: u64,
+    pub unique_ips: u64,
+    /// Lifetimes of the tokens whose life ended in the range.
+    pub token_lifetime_ms: Distribution,
+    /// `duration_ms` of the events that carry one.
+    pub duration_ms: Distribution,
+}
+
+/// Summary of a distribution of milliseconds (percentiles within 0.1%, by hdrhistogram).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Distribution {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+impl Distribution {
+    fn of(histogram: &Histogram<u64>) -> Distribution {
+        if histogram.is_empty() {
+            return Distribution::default();
+        }
+        Distribution {
+            count: histogram.len(),
+            mean: histogram.mean(),
+            p50: histogram.value_at_quantile(0.5),
+            p90: histogram.value_at_quantile(0.9),
+            p99: histogram.value_at_quantile(0.99),
+            max: histogram.max(),
+        }
+    }
+}
+
+/// A histogram of milliseconds with three significant digits, growing as needed.
+fn histogram() -> Result<Histogram<u64>, StoreError> {
+    Histogram::new(3).map_err(|e| StoreError::Storage(format!("histogram: {e}")))
 }
 
 impl Stats {
@@ -46,7 +88,92 @@ fn ratio(part: u64, whole: u64) -> f64 {
 }
 
 /// Computes the stats of `tenant` over `range`, for one client when `client_id` is given.
+/// `now` decides which planned expiries have passed.
 pub fn stats(
+    snap: &Snapshot,
+    tenant: u32,
+    range: HourRange,
+    client_id: Option<&str>,
+    now: u64,
+) -> Result<Stats, StoreError> {
+    let mut stats = totals(snap, tenant, range, client_id)?;
+    distinct_and_durations(snap, tenant, range, client_id, &mut stats)?;
+    stats.token_lifetime_ms = lifetimes(snap, tenant, range, client_id, now)?;
+    Ok(stats)
+}
+
+/// Unique users, clients and IPs and the duration distribution, from the range of the log.
+///
+/// These are exact, and cost a scan of the range: per-bucket sketches, which would make them
+/// O(buckets), are not built yet.
+fn distinct_and_durations(
+    snap: &Snapshot,
+    tenant: u32,
+    range: HourRange,
+    client_id: Option<&str>,
+    stats: &mut Stats,
+) -> Result<(), StoreError> {
+    let mut users: HashSet<String> = HashSet::new();
+    let mut clients: HashSet<String> = HashSet::new();
+    let mut ips: HashSet<std::net::IpAddr> = HashSet::new();
+    let mut durations = histogram()?;
+    snap.for_each_event(tenant, range.from, range.to, |stored| {
+        let e = stored.event;
+        if client_id.is_some() && e.client_id.as_deref() != client_id {
+            return Ok(());
+        }
+        if let Some(user) = e.user_id {
+            users.insert(user);
+        }
+        if let Some(client) = e.client_id {
+            clients.insert(client);
+        }
+        if let Some(ip) = e.ip {
+            ips.insert(ip);
+        }
+        if let Some(d) = e.duration_ms {
+            // Within the histogram's auto-resizing range: never fails for a u32.
+            let _ = durations.record(u64::from(d));
+        }
+        Ok(())
+    })?;
+    stats.unique_users = users.len() as u64;
+    stats.unique_clients = clients.len() as u64;
+    stats.unique_ips = ips.len() as u64;
+    stats.duration_ms = Distribution::of(&durations);
+    Ok(())
+}
+
+/// Lifetimes (issued → revoked/expired, or → a planned expiry that has passed) of the
+/// tokens whose life ended within the range.
+fn lifetimes(
+    snap: &Snapshot,
+    tenant: u32,
+    range: HourRange,
+    client_id: Option<&str>,
+    now: u64,
+) -> Result<Distribution, StoreError> {
+    let mut lifetimes = histogram()?;
+    snap.for_each_token(tenant, |_, state| {
+        if client_id.is_some() && state.client_id.as_deref() != client_id {
+            return Ok(());
+        }
+        let Some(issued) = state.issued_at else {
+            return Ok(());
+        };
+        let end = state
+            .ended_at
+            .or(state.expires_at.filter(|expiry| *expiry <= now));
+        if let Some(end) = end.filter(|end| *end >= range.from && *end < range.to) {
+            let _ = lifetimes.record(end.saturating_sub(issued));
+        }
+        Ok(())
+    })?;
+    Ok(Distribution::of(&lifetimes))
+}
+
+/// The counter-backed totals.
+fn totals(
     snap: &Snapshot,
     tenant: u32,
     range: HourRange,

@@ -204,6 +204,25 @@ impl Snapshot {
         Ok(rows)
     }
 
+    /// Calls `visit` with every token of `tenant` and its state, in token order.
+    pub fn for_each_token(
+        &self,
+        tenant: u32,
+        mut visit: impl FnMut(&str, crate::model::TokenState) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let table = self.txn.open_table(TOKENS)?;
+        let start = (tenant, "");
+        let rows = match tenant.checked_add(1) {
+            Some(next) => table.range(start..(next, ""))?,
+            None => table.range(start..)?,
+        };
+        for entry in rows {
+            let (key, bytes) = entry?;
+            visit(key.value().1, decode(bytes.value(), "token")?)?;
+        }
+        Ok(())
+    }
+
     /// The stored state of one token.
     pub fn token_state(
         &self,

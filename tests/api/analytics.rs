@@ -358,3 +358,65 @@ async fn top_matches_a_brute_force_count_for_every_dimension() {
         assert_eq!(reply.status, 400, "{bad}: {}", reply.json);
     }
 }
+#[tokio::test]
+async fn stats_answer_every_field_of_the_contract() {
+    let app = spawn_app().await;
+    let ts = now_ms() - 2 * HOUR_MS;
+    app.ingest_ok(&json!([
+        {"type": "token.issued", "ts": ts, "token": "t1", "client_id": "web", "user_id": "alice", "ip": "10.0.0.1", "grant_type": "authorization_code", "duration_ms": 10},
+        {"type": "token.userinfo_accessed", "ts": ts + 1000, "token": "t1", "client_id": "web", "user_id": "alice", "ip": "10.0.0.2", "duration_ms": 30},
+        {"type": "token.revoked", "ts": ts + 60_000, "token": "t1", "client_id": "svc", "user_id": "bob", "ip": "10.0.0.2"}
+    ]))
+    .await;
+    let stats = app.stats("default", "").await;
+    for field in [
+        "from",
+        "to",
+        "total_events",
+        "total_issued",
+        "issued_by_grant_type",
+        "total_refreshed",
+        "total_userinfo",
+        "total_failed",
+        "total_rate_limited",
+        "total_blocked",
+        "unique_users",
+        "unique_clients",
+        "unique_ips",
+        "failure_rate",
+        "refresh_rate",
+        "by_type",
+        "by_hour_of_day",
+        "token_lifetime_ms",
+        "duration_ms",
+    ] {
+        assert!(
+            stats.get(field).is_some(),
+            "/stats lacks `{field}`: {stats}"
+        );
+    }
+    assert_eq!(stats["total_userinfo"], 1);
+    // Exact below 1,000.
+    assert_eq!(stats["unique_users"], 2, "{stats}");
+    assert_eq!(stats["unique_clients"], 2, "{stats}");
+    assert_eq!(stats["unique_ips"], 2, "{stats}");
+    for field in ["count", "mean", "p50", "p90", "p99", "max"] {
+        assert!(
+            stats["token_lifetime_ms"][field].is_number(),
+            "token_lifetime_ms.{field}: {stats}"
+        );
+    }
+    // t1 lived from its issue to its revocation: one minute.
+    assert_eq!(stats["token_lifetime_ms"]["count"], 1, "{stats}");
+    let lifetime = stats["token_lifetime_ms"]["max"].as_f64().unwrap_or(0.0);
+    assert!((lifetime - 60_000.0).abs() <= 600.0, "{lifetime}");
+    for field in ["count", "p50", "p90", "p99", "max"] {
+        assert!(
+            stats["duration_ms"][field].is_number(),
+            "duration_ms.{field}: {stats}"
+        );
+    }
+    assert_eq!(stats["duration_ms"]["count"], 2, "{stats}");
+    let longest = stats["duration_ms"]["max"].as_f64().unwrap_or(0.0);
+    assert!((longest - 30.0).abs() <= 1.0, "{longest}");
+}

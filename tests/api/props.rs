@@ -119,17 +119,19 @@ proptest! {
         };
         let client = client_filter.map(|c| format!("client-{c}"));
         for tenant in 1..3 {
-            let got = stats(&snap, tenant, range, client.as_deref()).expect("stats");
+            let got = stats(&snap, tenant, range, client.as_deref(), received_at).expect("stats");
             let mut total = 0;
             let mut failed = 0;
             let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
             let mut by_grant: BTreeMap<String, u64> = BTreeMap::new();
+            let mut clients: HashSet<String> = HashSet::new();
             for (t, e) in &accepted {
                 let in_range = *t == tenant && e.ts >= range.from && e.ts < range.to;
                 if !in_range || (client.is_some() && e.client_id != client) {
                     continue;
                 }
                 total += 1;
+                clients.extend(e.client_id.clone());
                 failed += u64::from(e.outcome == Outcome::Failure);
                 *by_type.entry(e.event_type.to_string()).or_default() += 1;
                 if let (Some(g), "token.issued") = (&e.grant_type, e.event_type.as_str()) {
@@ -140,6 +142,7 @@ proptest! {
             prop_assert_eq!(got.total_failed, failed);
             prop_assert_eq!(&got.by_type, &by_type);
             prop_assert_eq!(&got.issued_by_grant_type, &by_grant);
+            prop_assert_eq!(got.unique_clients, clients.len() as u64);
         }
     }
 }
