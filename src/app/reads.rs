@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 
+use super::secrets;
 use super::{App, AppError, Principal};
 use crate::model::{EventType, Outcome, Role};
 use crate::query::{
-    self, GroupBy, HourRange, Interval, RangeError, Series, SeriesRequest, Stats, TopDim, TopItem,
+    self, GroupBy, HourRange, Interval, RangeError, Series, SeriesRequest, Stats, TokenSummary,
+    TopDim, TopItem,
 };
 use crate::store::{EventFilter, EventPage, StoredEvent};
 
@@ -341,6 +343,93 @@ impl App {
             .await?;
         Ok((range, items))
     }
+}
+
+/// Default and largest page of `/tokens`.
+const DEFAULT_TOKENS_LIMIT: u64 = 50;
+
+impl App {
+    /// What is known of one token (viewer); an unknown token is not found.
+    pub async fn token_summary(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        token: String,
+        now: u64,
+    ) -> Result<TokenSummary, AppError> {
+        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let shown = token.clone();
+        self.store
+            .read(move |snap| query::tokens::summary(snap, tenant.id, &token, now))
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("token {shown} not found")))
+    }
+
+    /// Tokens not seen for `inactive_days` (default 30), a page at a time (viewer).
+    /// Returns the page and the cursor of the next one.
+    pub async fn inactive_tokens(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        inactive_days: Option<u64>,
+        limit: Option<u64>,
+        cursor: Option<String>,
+        now: u64,
+    ) -> Result<query::tokens::TokenPage, AppError> {
+        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let days = inactive_days.unwrap_or(30);
+        if days > 3650 {
+            return Err(AppError::field(
+                "invalid_field",
+                "inactive_days",
+                "at most 3650",
+            ));
+        }
+        let limit = match limit.unwrap_or(DEFAULT_TOKENS_LIMIT) {
+            n @ 1..=1000 => n as usize,
+            _ => {
+                return Err(AppError::field(
+                    "invalid_field",
+                    "limit",
+                    "must be from 1 to 1000",
+                ))
+            }
+        };
+        let after = match cursor {
+            Some(c) => Some(decode_token_cursor(&c)?),
+            None => None,
+        };
+        let cutoff = now.saturating_sub(days * crate::model::time::DAY_MS);
+        let (page, next) = self
+            .store
+            .read(move |snap| {
+                query::tokens::inactive(snap, tenant.id, cutoff, after.as_deref(), limit)
+            })
+            .await?;
+        Ok((page, next.map(|t| secrets::hex(t.as_bytes()))))
+    }
+}
+
+fn decode_token_cursor(text: &str) -> Result<String, AppError> {
+    let bad = || {
+        AppError::field(
+            "invalid_cursor",
+            "cursor",
+            "not a cursor this server issued",
+        )
+    };
+    if text.len() % 2 != 0 {
+        return Err(bad());
+    }
+    let bytes = (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            text.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(bad)?;
+    String::from_utf8(bytes).map_err(|_| bad())
 }
 
 /// An address (as a /32 or /128) or a CIDR range; IPv4-mapped IPv6 becomes IPv4.

@@ -58,6 +58,12 @@ pub async fn route(
         }
         (["api", "v1", "tenants", t, "stats"], &Method::GET) => stats(request, app, t).await,
         (["api", "v1", "tenants", t, "top"], &Method::GET) => top(request, app, t).await,
+        (["api", "v1", "tenants", t, "tokens"], &Method::GET) => {
+            inactive_tokens(request, app, t).await
+        }
+        (["api", "v1", "tenants", t, "tokens", token], &Method::GET) => {
+            token_summary(request, app, t, token).await
+        }
         (["api", "v1", "tenants", t, "timeseries"], &Method::GET) => {
             timeseries(request, app, t).await
         }
@@ -86,9 +92,9 @@ fn known_path(segments: &[&str]) -> bool {
                 "v1",
                 "tenants",
                 _,
-                "keys" | "events" | "stats" | "members" | "timeseries" | "top"
+                "keys" | "events" | "stats" | "members" | "timeseries" | "top" | "tokens"
             ]
-            | ["api", "v1", "tenants", _, "keys" | "events", _]
+            | ["api", "v1", "tenants", _, "keys" | "events" | "tokens", _]
     )
 }
 
@@ -335,6 +341,41 @@ async fn top(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
     ))
 }
 
+async fn token_summary(request: Request<Incoming>, app: &App, tenant: &str, token: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let token = percent_encoding::percent_decode_str(token)
+        .decode_utf8()
+        .map_err(|_| AppError::NotFound("token not found".into()))?
+        .into_owned();
+    let summary = app
+        .token_summary(&principal, tenant, token, now_ms())
+        .await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &wire::token_summary(&summary),
+    ))
+}
+
+async fn inactive_tokens(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
+    let principal = request::principal(&request, app)?;
+    let q = Query::parse(&request);
+    let (page, next) = app
+        .inactive_tokens(
+            &principal,
+            tenant,
+            q.number("inactive_days")?,
+            q.number("limit")?,
+            q.string("cursor"),
+            now_ms(),
+        )
+        .await?;
+    let tokens: Vec<_> = page.iter().map(|(t, s)| wire::token_state(t, s)).collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "tokens": tokens, "next_cursor": next }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +391,8 @@ mod tests {
             let concrete = path
                 .replace("{tenant}", "default")
                 .replace("{id}", "1")
-                .replace("{seq}", "1");
+                .replace("{seq}", "1")
+                .replace("{token}", "t");
             let segments: Vec<&str> = concrete.trim_start_matches('/').split('/').collect();
             assert!(known_path(&segments), "{path} is documented but not routed");
         }

@@ -4,8 +4,9 @@ use serde_json::{json, Map, Value};
 
 use crate::app::IngestReceipt;
 use crate::model::time::format_ms;
+use crate::model::TokenState;
 use crate::query::stats::Distribution;
-use crate::query::{HourRange, Series, SeriesRequest, Stats, TopItem};
+use crate::query::{HourRange, Series, SeriesRequest, Stats, TokenSummary, TopItem};
 use crate::store::{KeyInfo, MemberInfo, StoredEvent, TenantInfo, UserInfo};
 
 pub fn receipt(r: &IngestReceipt) -> Value {
@@ -159,6 +160,34 @@ pub fn top(dim: &str, range: HourRange, items: &[TopItem]) -> Value {
         "to": format_ms(range.to),
         "items": list,
     })
+}
+
+/// A token's stored state.
+pub fn token_state(token: &str, s: &TokenState) -> Value {
+    json!({
+        "token": token,
+        "client_id": s.client_id,
+        "first_seen": format_ms(s.first_seen),
+        "last_seen": format_ms(s.last_seen),
+        "events": s.events,
+        "successes": s.successes,
+        "failures": s.failures,
+        "rate_limited": s.rate_limited,
+        "uploads": s.uploads,
+        "downloads": s.downloads,
+        "issued_at": s.issued_at.map(format_ms),
+        "ended_at": s.ended_at.map(format_ms),
+        "expires_at": s.expires_at.map(format_ms),
+    })
+}
+
+/// `/tokens/{token}`: the state plus the scanned figures.
+pub fn token_summary(t: &TokenSummary) -> Value {
+    let mut value = token_state(&t.token, &t.state);
+    value["last_24h"] = json!(t.last_24h);
+    value["distinct_ips"] = json!(t.distinct_ips);
+    value["distinct_devices"] = json!(t.distinct_devices);
+    value
 }
 
 /// The CSV columns of an export, in order.

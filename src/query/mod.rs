@@ -5,9 +5,11 @@
 pub mod range;
 pub mod stats;
 pub mod timeseries;
+pub mod tokens;
 pub mod top;
 
 pub use range::{HourRange, RangeError};
 pub use stats::Stats;
 pub use timeseries::{GroupBy, Interval, Series, SeriesRequest};
+pub use tokens::TokenSummary;
 pub use top::{TopDim, TopItem};

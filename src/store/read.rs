@@ -210,15 +210,34 @@ impl Snapshot {
         tenant: u32,
         mut visit: impl FnMut(&str, crate::model::TokenState) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.for_each_token_after(tenant, None, |token, state| {
+            visit(token, state).map(|()| true)
+        })
+    }
+
+    /// Calls `visit` with the tokens of `tenant` after `after` (exclusive), in token order,
+    /// until it answers `false`.
+    pub fn for_each_token_after(
+        &self,
+        tenant: u32,
+        after: Option<&str>,
+        mut visit: impl FnMut(&str, crate::model::TokenState) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        use std::ops::Bound;
         let table = self.txn.open_table(TOKENS)?;
-        let start = (tenant, "");
-        let rows = match tenant.checked_add(1) {
-            Some(next) => table.range(start..(next, ""))?,
-            None => table.range(start..)?,
+        let start = match after {
+            Some(token) => Bound::Excluded((tenant, token)),
+            None => Bound::Included((tenant, "")),
         };
-        for entry in rows {
+        let end = match tenant.checked_add(1) {
+            Some(next) => Bound::Excluded((next, "")),
+            None => Bound::Unbounded,
+        };
+        for entry in table.range::<(u32, &str)>((start, end))? {
             let (key, bytes) = entry?;
-            visit(key.value().1, decode(bytes.value(), "token")?)?;
+            if !visit(key.value().1, decode(bytes.value(), "token")?)? {
+                break;
+            }
         }
         Ok(())
     }

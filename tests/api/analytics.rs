@@ -420,3 +420,92 @@ async fn stats_answer_every_field_of_the_contract() {
     let longest = stats["duration_ms"]["max"].as_f64().unwrap_or(0.0);
     assert!((longest - 30.0).abs() <= 1.0, "{longest}");
 }
+
+#[tokio::test]
+async fn token_summary_counts_outcomes_volume_and_distinct_sources() {
+    let app = spawn_app().await;
+    let now = now_ms();
+    let t = "link/with space";
+    app.ingest_ok(&json!([
+        {"type": "token.issued", "token": t, "client_id": "web", "ts": now - 3 * DAY_MS, "ip": "10.0.0.1", "device_id": "d1"},
+        {"type": "join.access", "token": t, "ts": now - 2 * DAY_MS, "ip": "10.0.0.2", "device_id": "d1"},
+        {"type": "join.upload", "token": t, "ts": now - 20 * HOUR_MS, "ip": "10.0.0.2", "device_id": "d2"},
+        {"type": "join.download", "token": t, "ts": now - HOUR_MS, "ip": "::ffff:10.0.0.1"},
+        {"type": "join.invalid_token", "token": t, "ts": now - 30 * 60_000, "ip": "2001:db8::1"},
+        {"type": "join.rate_limited", "token": t, "ts": now - 60_000},
+        {"type": "token.revoked", "token": t, "ts": now - 1000},
+        {"type": "join.access", "token": "other", "ts": now - 1000, "ip": "10.9.9.9"}
+    ]))
+    .await;
+    let reply = app
+        .get(
+            "/api/v1/tenants/default/tokens/link%2Fwith%20space",
+            app.owner(),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.json);
+    let s = &reply.json;
+    assert_eq!(s["token"], t);
+    assert_eq!(s["client_id"], "web");
+    assert_eq!(s["successes"], 4, "{s}");
+    assert_eq!(s["failures"], 1);
+    assert_eq!(s["rate_limited"], 1);
+    assert_eq!(s["uploads"], 1);
+    assert_eq!(s["downloads"], 1);
+    assert_eq!(s["last_24h"], 5, "{s}");
+    assert_eq!(s["distinct_ips"], 3, "{s}");
+    assert_eq!(s["distinct_devices"], 2);
+    assert_eq!(s["issued_at"], crate::support::rfc3339(now - 3 * DAY_MS));
+    assert_eq!(s["ended_at"], crate::support::rfc3339(now - 1000));
+    assert_eq!(s["first_seen"], crate::support::rfc3339(now - 3 * DAY_MS));
+    let missing = app
+        .get("/api/v1/tenants/default/tokens/nope", app.owner())
+        .await;
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test]
+async fn stale_tokens_are_listed_page_by_page() {
+    let app = spawn_app().await;
+    let now = now_ms();
+    let mut events = Vec::new();
+    for i in 0..7 {
+        events.push(
+            json!({"type": "join.access", "token": format!("old{i}"), "ts": now - 5 * DAY_MS}),
+        );
+    }
+    events.push(json!({"type": "join.access", "token": "fresh", "ts": now - HOUR_MS}));
+    events.push(json!({"type": "join.access", "token": "old0", "ts": now - 5 * DAY_MS / 2}));
+    app.ingest_ok(&Value::Array(events)).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = "/api/v1/tenants/default/tokens?inactive_days=2&limit=3".to_owned();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let reply = app.get(&path, app.owner()).await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+        for token in reply.json["tokens"].as_array().expect("tokens") {
+            seen.push(token["token"].as_str().expect("token").to_owned());
+        }
+        match reply.json["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..7).map(|i| format!("old{i}")).collect();
+    assert_eq!(seen, expected);
+    let reply = app
+        .get(
+            "/api/v1/tenants/default/tokens?inactive_days=4&limit=10",
+            app.owner(),
+        )
+        .await;
+    let tokens = reply.json["tokens"].as_array().expect("tokens").len();
+    assert_eq!(tokens, 6, "old0 was seen 2.5 days ago: {}", reply.json);
+    let bad = app
+        .get("/api/v1/tenants/default/tokens?cursor=zz", app.owner())
+        .await;
+    assert_eq!(bad.status, 400);
+}
