@@ -107,11 +107,12 @@ pub fn run(cli: Cli) -> Result<()> {
             let store = open_store(&config)?;
             let report = store.snapshot()?.verify()?;
             println!(
-                "{} events; {} counter, {} token and {} index mismatches",
+                "{} events; {} counter, {} token, {} index and {} sketch mismatches",
                 report.events,
                 report.counter_mismatches,
                 report.token_mismatches,
-                report.index_mismatches
+                report.index_mismatches,
+                report.sketch_mismatches
             );
             if !report.is_consistent() {
                 bail!("the aggregates do not match the log; run `gatewatch rebuild`");

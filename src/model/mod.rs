@@ -3,6 +3,7 @@
 //! Nothing here does I/O or reads a clock; callers pass `now` in.
 
 mod event;
+pub mod sketch;
 mod tenant;
 pub mod time;
 mod token;

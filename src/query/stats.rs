@@ -1,5 +1,5 @@
-//! `/stats`: totals over a range of whole hours, from hourly counter buckets; unique counts
-//! and distributions from the range of the log and the token states.
+//! `/stats`: totals over a range of whole hours from hourly counter buckets; unique counts and
+//! request durations from per-hour and per-day sketches; token lifetimes from token states.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 
 use super::HourRange;
 use crate::model::Outcome;
+use crate::store::sketches::cover;
 use crate::store::{Dim, Granularity, Snapshot, StoreError};
 
 /// Everything `/stats` answers from counters.
@@ -97,15 +98,24 @@ pub fn stats(
     now: u64,
 ) -> Result<Stats, StoreError> {
     let mut stats = totals(snap, tenant, range, client_id)?;
-    distinct_and_durations(snap, tenant, range, client_id, &mut stats)?;
+    match client_id {
+        None => {
+            let (from, to) = range.buckets();
+            let sketches = snap.sketches(tenant, &cover(from, to))?;
+            stats.unique_users = sketches.users.estimate();
+            stats.unique_clients = sketches.clients.estimate();
+            stats.unique_ips = sketches.ips.estimate();
+            stats.duration_ms = Distribution::of(&sketches.durations);
+        }
+        Some(_) => distinct_and_durations(snap, tenant, range, client_id, &mut stats)?,
+    }
     stats.token_lifetime_ms = lifetimes(snap, tenant, range, client_id, now)?;
     Ok(stats)
 }
 
-/// Unique users, clients and IPs and the duration distribution, from the range of the log.
-///
-/// These are exact, and cost a scan of the range: per-bucket sketches, which would make them
-/// O(buckets), are not built yet.
+/// Unique users, clients and IPs and the duration distribution of one client, from the
+/// range of the log: exact, but a scan (the per-bucket sketches are per tenant, not per
+/// client).
 fn distinct_and_durations(
     snap: &Snapshot,
     tenant: u32,

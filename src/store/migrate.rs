@@ -9,11 +9,12 @@ use super::StoreError;
 /// The schema this build writes and reads.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// Creates every table, records or checks the schema version, and returns the next
-/// event sequence number.
-pub fn prepare(db: &Database) -> Result<u64, StoreError> {
+/// Creates every table, records or checks the schema version, and returns the next event
+/// sequence number and the sketch watermark.
+pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
     let txn = db.begin_write()?;
     let next_seq;
+    let sketch_seq;
     {
         let mut meta = txn.open_table(META)?;
         let found = meta.get(META_SCHEMA_VERSION)?.map(|v| v.value());
@@ -30,6 +31,7 @@ pub fn prepare(db: &Database) -> Result<u64, StoreError> {
             }
         }
         next_seq = meta.get(META_NEXT_SEQ)?.map_or(1, |v| v.value());
+        sketch_seq = meta.get(META_SKETCH_SEQ)?.map_or(1, |v| v.value());
         txn.open_table(TENANTS)?;
         txn.open_table(TENANT_SLUGS)?;
         txn.open_table(USERS)?;
@@ -42,9 +44,10 @@ pub fn prepare(db: &Database) -> Result<u64, StoreError> {
         txn.open_table(COUNTERS)?;
         txn.open_table(TOKENS)?;
         txn.open_table(DEDUP)?;
+        txn.open_table(SKETCHES)?;
     }
     txn.commit()?;
-    Ok(next_seq)
+    Ok((next_seq, sketch_seq))
 }
 
 /// Every interned string, in id order.

@@ -12,6 +12,7 @@ pub mod names;
 mod read;
 pub mod records;
 mod recount;
+pub mod sketches;
 pub mod tables;
 mod writer;
 
@@ -63,6 +64,7 @@ pub type IngestIds = Vec<Option<u64>>;
 pub struct Store {
     db: Arc<Database>,
     names: names::SharedNames,
+    book: sketches::SharedBook,
     writer: Writer,
     writable: Arc<AtomicBool>,
     path: PathBuf,
@@ -75,14 +77,21 @@ impl Store {
             .map_err(|e| StoreError::Storage(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
         let db = Database::create(&path)?;
-        let next_seq = migrate::prepare(&db)?;
+        let (next_seq, sketch_seq) = migrate::prepare(&db)?;
         let names = migrate::load_names(&db)?;
         let db = Arc::new(db);
+        let book = sketches::new_book(db.clone());
+        if sketch_seq < next_seq {
+            let replayed = sketches::replay(&book, &names, sketch_seq, next_seq)?;
+            sketches::flush(&book, next_seq, redb::Durability::Immediate, true)?;
+            tracing::info!(replayed, "sketches caught up with the log");
+        }
         let names: names::SharedNames = Arc::new(std::sync::RwLock::new(Arc::new(names)));
         let writable = Arc::new(AtomicBool::new(true));
         let writer = Writer::start(
             db.clone(),
             names.clone(),
+            book.clone(),
             writable.clone(),
             next_seq,
             config,
@@ -90,6 +99,7 @@ impl Store {
         Ok(Store {
             db,
             names,
+            book,
             writer,
             writable,
             path,
@@ -170,7 +180,11 @@ impl Store {
     /// A consistent read snapshot, for synchronous callers (CLI, tests).
     pub fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let txn: ReadTransaction = self.db.begin_read()?;
-        Ok(Snapshot::new(txn, names::snapshot(&self.names)))
+        Ok(Snapshot::new(
+            txn,
+            names::snapshot(&self.names),
+            Some(self.book.clone()),
+        ))
     }
 
     /// Deletes idempotency keys received before `now` − 7 days; returns how many.

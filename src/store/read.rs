@@ -10,6 +10,7 @@ use super::codec::decode;
 use super::counters::CounterRow;
 use super::names::Names;
 use super::records::EventRecord;
+use super::sketches::SharedBook;
 use super::tables::*;
 use super::StoreError;
 use crate::model::{Event, Outcome};
@@ -18,6 +19,7 @@ use crate::model::{Event, Outcome};
 pub struct Snapshot {
     txn: ReadTransaction,
     names: Arc<Names>,
+    book: Option<SharedBook>,
 }
 
 /// An event as stored: the validated event plus what the server added.
@@ -75,8 +77,16 @@ pub struct EventPage {
 }
 
 impl Snapshot {
-    pub(super) fn new(txn: ReadTransaction, names: Arc<Names>) -> Snapshot {
-        Snapshot { txn, names }
+    pub(super) fn new(
+        txn: ReadTransaction,
+        names: Arc<Names>,
+        book: Option<SharedBook>,
+    ) -> Snapshot {
+        Snapshot { txn, names, book }
+    }
+
+    pub(super) fn book(&self) -> Option<&SharedBook> {
+        self.book.as_ref()
     }
 
     pub(super) fn txn(&self) -> &ReadTransaction {

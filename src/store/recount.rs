@@ -10,6 +10,7 @@ use super::counters::CounterDeltas;
 use super::names::{self, Names};
 use super::read::Snapshot;
 use super::records::EventRecord;
+use super::sketches::Deltas;
 use super::tables::*;
 use super::{Store, StoreError};
 use crate::model::TokenState;
@@ -26,11 +27,16 @@ pub struct RecountReport {
     pub token_mismatches: u64,
     /// seq-index entries that do not point at a logged event, or events without one.
     pub index_mismatches: u64,
+    /// Sketch buckets that differ from the same sketches recomputed from the log.
+    pub sketch_mismatches: u64,
 }
 
 impl RecountReport {
     pub fn is_consistent(&self) -> bool {
-        self.counter_mismatches == 0 && self.token_mismatches == 0 && self.index_mismatches == 0
+        self.counter_mismatches == 0
+            && self.token_mismatches == 0
+            && self.index_mismatches == 0
+            && self.sketch_mismatches == 0
     }
 }
 
@@ -39,6 +45,7 @@ struct Recount {
     events: u64,
     counters: BTreeMap<CounterKey, u64>,
     tokens: HashMap<(u32, String), TokenState>,
+    sketches: Deltas,
 }
 
 /// Recomputes counters and token states from every event of `log`.
@@ -48,6 +55,7 @@ fn recount_log(
 ) -> Result<Recount, StoreError> {
     let mut counters = CounterDeltas::default();
     let mut tokens: HashMap<(u32, String), TokenState> = HashMap::new();
+    let mut sketches = Deltas::default();
     let mut events = 0;
     for entry in log.iter()? {
         let (key, bytes) = entry?;
@@ -60,6 +68,7 @@ fn recount_log(
             names.id(super::writer::ISSUED),
         );
         let event = record.into_event(ts, names)?;
+        sketches.observe(tenant, &event)?;
         if let Some(token) = &event.token {
             tokens
                 .entry((tenant, token.clone()))
@@ -72,6 +81,7 @@ fn recount_log(
         events,
         counters: counters.into_map(),
         tokens,
+        sketches,
     })
 }
 
@@ -120,6 +130,9 @@ impl Snapshot {
             }
         }
         report.index_mismatches += by_seq.len()?.abs_diff(log.len()?);
+        if let Some(book) = self.book() {
+            report.sketch_mismatches = super::sketches::mismatches(book, &expected.sketches)?;
+        }
         Ok(report)
     }
 }
@@ -130,10 +143,17 @@ impl Store {
     pub async fn rebuild(&self) -> Result<RecountReport, StoreError> {
         let before = self.read(|snap| snap.verify()).await?;
         let shared = self.names.clone();
+        let book = self.book.clone();
         // Recount inside the write transaction: the writer is single, so no event can
         // slip in between the recount and the replacement.
         self.write(move |txn| {
-            let expected = recount_log(&txn.open_table(EVENTS)?, &names::snapshot(&shared))?;
+            let names = names::snapshot(&shared);
+            let expected = recount_log(&txn.open_table(EVENTS)?, &names)?;
+            let watermark = txn
+                .open_table(META)?
+                .get(META_NEXT_SEQ)?
+                .map_or(1, |v| v.value());
+            super::sketches::rebuild_in(txn, &book, &names, watermark)?;
             let mut counters = txn.open_table(COUNTERS)?;
             counters.retain(|_, _| false)?;
             for (key, count) in &expected.counters {

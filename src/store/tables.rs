@@ -73,3 +73,14 @@ pub const META_NEXT_SEQ: &str = "next_seq";
 pub const META_NEXT_TENANT: &str = "next_tenant";
 pub const META_NEXT_USER: &str = "next_user";
 pub const META_NEXT_KEY: &str = "next_key";
+
+/// Distinct-count sketches and duration histograms per bucket:
+/// (tenant, granularity, bucket, kind) → [`super::sketches::StoredSketch`].
+pub const SKETCHES: TableDefinition<SketchKey, &[u8]> = TableDefinition::new("sketches");
+
+/// (tenant, granularity, bucket, kind).
+pub type SketchKey = (u32, u8, u32, u8);
+
+/// First event seq not yet folded into the `sketches` table (later ones are replayed from
+/// the log at start-up).
+pub const META_SKETCH_SEQ: &str = "sketch_seq";

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use redb::{Database, ReadableTable};
+use redb::{Database, Durability, ReadableTable};
 use tokio::sync::mpsc::{self, error::SendTimeoutError};
 use tokio::sync::oneshot;
 
@@ -23,6 +23,7 @@ use super::counters::CounterDeltas;
 use super::names::Names;
 use super::names::{self, PendingNames, SharedNames};
 use super::records::{CounterFields, EventRecord};
+use super::sketches::{self, Deltas, SharedBook};
 use super::tables::*;
 use super::{IngestIds, StoreError, WriterConfig};
 use crate::model::time::DAY_MS;
@@ -79,6 +80,7 @@ impl Writer {
     pub fn start(
         db: Arc<Database>,
         names: SharedNames,
+        book: SharedBook,
         writable: Arc<AtomicBool>,
         next_seq: u64,
         config: WriterConfig,
@@ -88,6 +90,7 @@ impl Writer {
         let state = WriterState {
             db,
             names,
+            book,
             writable,
             next_seq,
             max_group_events: config.max_group_events.max(1),
@@ -149,6 +152,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct WriterState {
     db: Arc<Database>,
     names: SharedNames,
+    book: SharedBook,
     writable: Arc<AtomicBool>,
     next_seq: u64,
     max_group_events: usize,
@@ -184,6 +188,13 @@ impl WriterState {
                 f(&self.db);
             }
         }
+        if self.writable.load(Ordering::Acquire) {
+            if let Err(error) =
+                sketches::flush(&self.book, self.next_seq, Durability::Immediate, true)
+            {
+                tracing::error!(%error, "flushing sketches at stop failed; they replay at start");
+            }
+        }
     }
 
     fn commit_group(&mut self, group: Vec<IngestJob>) {
@@ -197,8 +208,22 @@ impl WriterState {
             Ok((ids, pending, next_seq)) => {
                 self.next_seq = next_seq;
                 pending.publish(&self.names);
+                let mut deltas = Deltas::default();
+                for (job, ids) in group.iter().zip(&ids) {
+                    let stored = job.events.iter().zip(ids).filter(|(_, id)| id.is_some());
+                    for (prepared, _) in stored {
+                        if let Err(error) = deltas.observe(job.tenant, &prepared.event) {
+                            tracing::error!(%error, "sketching an event failed");
+                        }
+                    }
+                }
+                // Before the answers, so that whoever got one reads its events' sketches.
+                sketches::absorb(&self.book, deltas);
                 for (job, ids) in group.into_iter().zip(ids) {
                     let _ = job.reply.send(Ok(ids));
+                }
+                if let Err(error) = sketches::flush(&self.book, next_seq, Durability::None, false) {
+                    tracing::error!(%error, "flushing sketches failed; retrying on the next group");
                 }
             }
             Err(error) => {

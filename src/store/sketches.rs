@@ -1,0 +1,393 @@
+//! Per-bucket sketches: distinct users, clients and IPs ([`Distinct`]) and request-duration
+//! histograms (hdrhistogram), per hour and per UTC day.
+//!
+//! They are derived data, kept off the hot commit (a dense sketch is 32 KiB; rewriting
+//! several per commit would dominate it). After each durable group commit the writer folds
+//! the group's events into in-memory deltas (the [`SketchBook`]), and at most once a second
+//! flushes them into the `sketches` table together with the watermark: the first seq whose
+//! event is not yet in the table. At start-up, events from the watermark on are replayed
+//! from the log, so a crash loses nothing. Readers merge the table with the unflushed
+//! deltas under the book's lock (see [`Snapshot::sketches`]), so they see every committed
+//! event.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+use hdrhistogram::Histogram;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::codec::{decode, encode};
+use super::names::Names;
+use super::read::Snapshot;
+use super::records::EventRecord;
+use super::tables::*;
+use super::StoreError;
+use crate::model::sketch::{hash64, Distinct};
+use crate::model::time::{day_of, hour_of};
+use crate::model::Event;
+
+/// How often unflushed deltas are written to the table.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// What a sketch counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Users = 0,
+    Clients = 1,
+    Ips = 2,
+    Durations = 3,
+}
+
+/// A sketch as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum StoredSketch {
+    Distinct(Distinct),
+    /// A V2-serialized hdrhistogram.
+    Durations(Vec<u8>),
+}
+
+/// A sketch in memory.
+#[derive(Debug, Clone)]
+pub enum Sketch {
+    Distinct(Distinct),
+    Durations(Histogram<u64>),
+}
+
+fn histogram() -> Result<Histogram<u64>, StoreError> {
+    Histogram::new(3).map_err(|e| StoreError::Storage(format!("histogram: {e}")))
+}
+
+impl Sketch {
+    fn empty(kind: Kind) -> Result<Sketch, StoreError> {
+        Ok(match kind {
+            Kind::Durations => Sketch::Durations(histogram()?),
+            _ => Sketch::Distinct(Distinct::default()),
+        })
+    }
+
+    fn merge(&mut self, other: &Sketch) {
+        match (self, other) {
+            (Sketch::Distinct(a), Sketch::Distinct(b)) => a.merge(b),
+            (Sketch::Durations(a), Sketch::Durations(b)) => {
+                // Auto-resizing histograms accept any other histogram.
+                let _ = a.add(b);
+            }
+            _ => {}
+        }
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Sketch, StoreError> {
+        Ok(match decode::<StoredSketch>(bytes, "sketch")? {
+            StoredSketch::Distinct(d) => Sketch::Distinct(d),
+            StoredSketch::Durations(raw) => {
+                let histogram: Histogram<u64> = Deserializer::new()
+                    .deserialize(&mut raw.as_slice())
+                    .map_err(|e| StoreError::Corrupt(format!("histogram: {e:?}")))?;
+                Sketch::Durations(histogram)
+            }
+        })
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        let stored = match self {
+            Sketch::Distinct(d) => StoredSketch::Distinct(d.clone()),
+            Sketch::Durations(h) => {
+                let mut raw = Vec::new();
+                V2Serializer::new()
+                    .serialize(h, &mut raw)
+                    .map_err(|e| StoreError::Storage(format!("histogram: {e:?}")))?;
+                StoredSketch::Durations(raw)
+            }
+        };
+        encode(&stored)
+    }
+}
+
+/// Sketch deltas keyed by bucket and kind.
+#[derive(Debug, Default)]
+pub struct Deltas(HashMap<SketchKey, Sketch>);
+
+impl Deltas {
+    /// Folds one stored event of `tenant` into every bucket it belongs to.
+    pub fn observe(&mut self, tenant: u32, event: &Event) -> Result<(), StoreError> {
+        let users = event.user_id.as_deref().map(|u| hash64(u.as_bytes()));
+        let clients = event.client_id.as_deref().map(|c| hash64(c.as_bytes()));
+        let ips = event.ip.map(|ip| match ip {
+            std::net::IpAddr::V4(v4) => hash64(&v4.octets()),
+            std::net::IpAddr::V6(v6) => hash64(&v6.octets()),
+        });
+        for (granularity, bucket) in [
+            (Granularity::Hour, hour_of(event.ts)),
+            (Granularity::Day, day_of(event.ts)),
+        ] {
+            let key = |kind: Kind| (tenant, granularity as u8, bucket, kind as u8);
+            for (kind, hash) in [
+                (Kind::Users, users),
+                (Kind::Clients, clients),
+                (Kind::Ips, ips),
+            ] {
+                if let Some(hash) = hash {
+                    if let Sketch::Distinct(d) = self.entry(key(kind), kind)? {
+                        d.insert(hash);
+                    }
+                }
+            }
+            if let Some(duration) = event.duration_ms {
+                if let Sketch::Durations(h) = self.entry(key(Kind::Durations), Kind::Durations)? {
+                    let _ = h.record(u64::from(duration));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, key: SketchKey, kind: Kind) -> Result<&mut Sketch, StoreError> {
+        if !self.0.contains_key(&key) {
+            self.0.insert(key, Sketch::empty(kind)?);
+        }
+        self.0
+            .get_mut(&key)
+            .ok_or_else(|| StoreError::Storage("sketch entry vanished".into()))
+    }
+
+    fn absorb(&mut self, other: Deltas) {
+        for (key, sketch) in other.0 {
+            match self.0.get_mut(&key) {
+                Some(mine) => mine.merge(&sketch),
+                None => {
+                    self.0.insert(key, sketch);
+                }
+            }
+        }
+    }
+}
+
+/// The unflushed deltas, shared by the writer and readers.
+#[derive(Debug)]
+pub struct SketchBook {
+    deltas: Deltas,
+    last_flush: Instant,
+    db: Arc<Database>,
+}
+
+/// The book behind its lock.
+pub type SharedBook = Arc<Mutex<SketchBook>>;
+
+fn lock(book: &SharedBook) -> MutexGuard<'_, SketchBook> {
+    book.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An empty book over `db`.
+pub fn new_book(db: Arc<Database>) -> SharedBook {
+    Arc::new(Mutex::new(SketchBook {
+        deltas: Deltas::default(),
+        last_flush: Instant::now(),
+        db,
+    }))
+}
+
+/// Adds a committed group's deltas.
+pub fn absorb(book: &SharedBook, deltas: Deltas) {
+    lock(book).deltas.absorb(deltas);
+}
+
+/// Writes the deltas into the table with `watermark` when a flush is due (or `force`d).
+pub fn flush(
+    book: &SharedBook,
+    watermark: u64,
+    durability: Durability,
+    force: bool,
+) -> Result<(), StoreError> {
+    let mut guard = lock(book);
+    if !force && guard.last_flush.elapsed() < FLUSH_EVERY {
+        return Ok(());
+    }
+    let mut txn = guard.db.begin_write()?;
+    txn.set_durability(durability)
+        .map_err(|e| StoreError::Storage(e.to_string()))?;
+    write_deltas(&txn, &guard.deltas)?;
+    txn.open_table(META)?.insert(META_SKETCH_SEQ, watermark)?;
+    txn.commit()?;
+    guard.deltas.0.clear();
+    guard.last_flush = Instant::now();
+    Ok(())
+}
+
+fn write_deltas(txn: &WriteTransaction, deltas: &Deltas) -> Result<(), StoreError> {
+    let mut table = txn.open_table(SKETCHES)?;
+    for (key, delta) in &deltas.0 {
+        let merged = match table.get(*key)? {
+            Some(bytes) => {
+                let mut stored = Sketch::decode(bytes.value())?;
+                stored.merge(delta);
+                stored
+            }
+            None => delta.clone(),
+        };
+        table.insert(*key, merged.encode()?.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Folds the events with seq in `[from, to)` into the book (start-up recovery).
+pub fn replay(book: &SharedBook, names: &Names, from: u64, to: u64) -> Result<u64, StoreError> {
+    let mut deltas = Deltas::default();
+    let mut replayed = 0;
+    {
+        let guard = lock(book);
+        let txn = guard.db.begin_read()?;
+        let by_seq = txn.open_table(EVENT_SEQ)?;
+        let log = txn.open_table(EVENTS)?;
+        for entry in by_seq.range(from..to)? {
+            let (seq, place) = entry?;
+            let (tenant, ts) = place.value();
+            let Some(bytes) = log.get((tenant, ts, seq.value()))? else {
+                continue;
+            };
+            let record: EventRecord = decode(bytes.value(), "event")?;
+            deltas.observe(tenant, &record.into_event(ts, names)?)?;
+            replayed += 1;
+        }
+    }
+    absorb(book, deltas);
+    Ok(replayed)
+}
+
+/// Recomputes every sketch from the whole log inside `txn`, dropping unflushed deltas.
+pub fn rebuild_in(
+    txn: &WriteTransaction,
+    book: &SharedBook,
+    names: &Names,
+    watermark: u64,
+) -> Result<(), StoreError> {
+    let mut guard = lock(book);
+    guard.deltas.0.clear();
+    txn.open_table(SKETCHES)?.retain(|_, _| false)?;
+    let mut deltas = Deltas::default();
+    for entry in txn.open_table(EVENTS)?.iter()? {
+        let (key, bytes) = entry?;
+        let (tenant, ts, _) = key.value();
+        let record: EventRecord = decode(bytes.value(), "event")?;
+        deltas.observe(tenant, &record.into_event(ts, names)?)?;
+    }
+    write_deltas(txn, &deltas)?;
+    txn.open_table(META)?.insert(META_SKETCH_SEQ, watermark)?;
+    Ok(())
+}
+
+/// Sketch buckets whose stored value (table plus unflushed delta) differs from the same
+/// sketch recomputed from `expected` (missing and extra buckets included).
+pub fn mismatches(book: &SharedBook, expected: &Deltas) -> Result<u64, StoreError> {
+    let guard = lock(book);
+    let txn = guard.db.begin_read()?;
+    let table = txn.open_table(SKETCHES)?;
+    let mut differ = 0;
+    for (key, want) in &expected.0 {
+        let mut have: Option<Sketch> = match table.get(*key)? {
+            Some(bytes) => Some(Sketch::decode(bytes.value())?),
+            None => None,
+        };
+        if let Some(delta) = guard.deltas.0.get(key) {
+            match &mut have {
+                Some(h) => h.merge(delta),
+                None => have = Some(delta.clone()),
+            }
+        }
+        let same = match have {
+            Some(h) => h.encode()? == want.encode()?,
+            None => false,
+        };
+        differ += u64::from(!same);
+    }
+    for entry in table.iter()? {
+        let (key, _) = entry?;
+        differ += u64::from(!expected.0.contains_key(&key.value()));
+    }
+    Ok(differ)
+}
+
+/// What the sketches say about a set of buckets.
+#[derive(Debug, Clone)]
+pub struct SketchSummary {
+    pub users: Distinct,
+    pub clients: Distinct,
+    pub ips: Distinct,
+    pub durations: Histogram<u64>,
+}
+
+impl Snapshot {
+    /// Merges the sketches of `tenant` over `buckets`: the table as of now plus the
+    /// unflushed deltas, read under the book's lock so a concurrent flush is seen whole.
+    pub fn sketches(
+        &self,
+        tenant: u32,
+        buckets: &[(Granularity, u32)],
+    ) -> Result<SketchSummary, StoreError> {
+        let mut summary = SketchSummary {
+            users: Distinct::default(),
+            clients: Distinct::default(),
+            ips: Distinct::default(),
+            durations: histogram()?,
+        };
+        let Some(book) = self.book() else {
+            return Ok(summary);
+        };
+        let guard = lock(book);
+        let txn = guard.db.begin_read()?;
+        let table = txn.open_table(SKETCHES)?;
+        for (granularity, bucket) in buckets {
+            for kind in [Kind::Users, Kind::Clients, Kind::Ips, Kind::Durations] {
+                let key = (tenant, *granularity as u8, *bucket, kind as u8);
+                let stored = match table.get(key)? {
+                    Some(bytes) => Some(Sketch::decode(bytes.value())?),
+                    None => None,
+                };
+                for sketch in stored.iter().chain(guard.deltas.0.get(&key)) {
+                    match (kind, sketch) {
+                        (Kind::Users, Sketch::Distinct(d)) => summary.users.merge(d),
+                        (Kind::Clients, Sketch::Distinct(d)) => summary.clients.merge(d),
+                        (Kind::Ips, Sketch::Distinct(d)) => summary.ips.merge(d),
+                        (Kind::Durations, Sketch::Durations(h)) => {
+                            let _ = summary.durations.add(h);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(summary)
+    }
+}
+
+/// The buckets covering hours `[from, to)`: whole UTC days as day buckets, the rest hours.
+pub fn cover(from: u32, to: u32) -> Vec<(Granularity, u32)> {
+    let mut out = Vec::new();
+    let mut hour = from;
+    while hour < to {
+        if hour % 24 == 0 && hour + 24 <= to {
+            out.push((Granularity::Day, hour / 24));
+            hour += 24;
+        } else {
+            out.push((Granularity::Hour, hour));
+            hour += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cover_uses_days_inside_and_hours_at_the_edges() {
+        let c = cover(20, 24 * 3 + 2);
+        assert_eq!(c.first(), Some(&(Granularity::Hour, 20)));
+        assert!(c.contains(&(Granularity::Day, 1)) && c.contains(&(Granularity::Day, 2)));
+        assert_eq!(c.len(), 4 + 2 + 2);
+        assert!(cover(5, 5).is_empty());
+    }
+}
