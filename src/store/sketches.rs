@@ -10,6 +10,7 @@
 //! deltas under the book's lock (see [`Snapshot::sketches`]), so they see every committed
 //! event.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -145,12 +146,10 @@ impl Deltas {
     }
 
     fn entry(&mut self, key: SketchKey, kind: Kind) -> Result<&mut Sketch, StoreError> {
-        if !self.0.contains_key(&key) {
-            self.0.insert(key, Sketch::empty(kind)?);
-        }
-        self.0
-            .get_mut(&key)
-            .ok_or_else(|| StoreError::Storage("sketch entry vanished".into()))
+        Ok(match self.0.entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(Sketch::empty(kind)?),
+        })
     }
 
     fn absorb(&mut self, other: Deltas) {
