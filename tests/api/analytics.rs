@@ -661,3 +661,41 @@ async fn cursor_paging_never_skips_or_repeats_while_events_arrive() {
     assert_eq!(seen.len(), 500, "every old event exactly once");
     assert!(seen.iter().all(|id| id.starts_with("old")));
 }
+
+#[tokio::test]
+async fn unique_counts_are_exact_to_a_thousand_and_within_one_percent_beyond() {
+    let app = spawn_app().await;
+    let now = now_ms();
+    // Users: 100,000 distinct; clients: 1,000 distinct; IPs: 10 distinct.
+    for chunk in 0..10u64 {
+        let body: String = (0..10_000u64)
+            .map(|i| {
+                let n = chunk * 10_000 + i;
+                format!(
+                    "{{\"type\":\"token.issued\",\"ts\":{},\"user_id\":\"user-{n}\",\"client_id\":\"client-{}\",\"ip\":\"10.0.0.{}\"}}\n",
+                    now - (n % 3_000) * 1000,
+                    n % 1000,
+                    n % 10
+                )
+            })
+            .collect();
+        let reply = app
+            .post(
+                "/api/v1/events",
+                app.ingest(),
+                Some("application/x-ndjson"),
+                body.into_bytes(),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+    }
+    let stats = app.stats("default", "range=24h").await;
+    assert_eq!(stats["unique_ips"], 10, "{stats}");
+    assert_eq!(stats["unique_clients"], 1000, "{stats}");
+    let users = stats["unique_users"].as_f64().expect("a number");
+    assert!(
+        (users - 100_000.0).abs() <= 1_000.0,
+        "unique_users {users} is not within 1 % of 100,000"
+    );
+    assert_eq!(stats["total_events"], 100_000);
+}
