@@ -4,8 +4,6 @@
 //! Values are hashed with [`hash64`] (FNV-1a then a 64-bit finaliser): stable across
 //! processes, so sketches written by one run merge with those of the next.
 
-use serde::{Deserialize, Serialize};
-
 /// Up to this many distinct values are kept exactly.
 pub const EXACT_LIMIT: usize = 1024;
 /// Register-index bits of the HyperLogLog.
@@ -28,7 +26,7 @@ pub fn hash64(bytes: &[u8]) -> u64 {
 }
 
 /// A distinct-count sketch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Distinct {
     /// The sorted, deduplicated hashes themselves.
     Exact(Vec<u64>),
@@ -78,6 +76,11 @@ impl Distinct {
                 *self = Distinct::Dense(registers);
             }
         }
+    }
+
+    /// A dense sketch from its registers, if there are as many as this build uses.
+    pub fn dense_from(registers: Vec<u8>) -> Option<Distinct> {
+        (registers.len() == M).then_some(Distinct::Dense(registers))
     }
 
     /// The number of distinct values: exact up to [`EXACT_LIMIT`], estimated beyond.

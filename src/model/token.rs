@@ -30,6 +30,14 @@ pub struct TokenState {
 }
 
 impl TokenState {
+    /// When the token's life ends — revoked or expired by an event, else its planned
+    /// expiry — with when it was issued; `None` until both are known.
+    pub fn life(&self) -> Option<(u64, u64)> {
+        let issued = self.issued_at?;
+        let end = self.ended_at.or(self.expires_at)?;
+        Some((end, issued))
+    }
+
     /// Folds one event of this token into the state. Order-independent except between
     /// events with equal timestamps naming different clients or expiries.
     pub fn apply(&mut self, event: &Event) {

@@ -164,19 +164,16 @@ fn lifetimes(
     now: u64,
 ) -> Result<Distribution, StoreError> {
     let mut lifetimes = histogram()?;
-    snap.for_each_token(tenant, |_, state| {
-        if client_id.is_some() && state.client_id.as_deref() != client_id {
-            return Ok(());
+    // Planned expiries count only once they have passed.
+    let to = range.to.min(now.saturating_add(1));
+    snap.for_each_token_life(tenant, range.from, to, |token, end, issued| {
+        if let Some(client) = client_id {
+            let state = snap.token_state(tenant, token)?;
+            if state.and_then(|s| s.client_id).as_deref() != Some(client) {
+                return Ok(());
+            }
         }
-        let Some(issued) = state.issued_at else {
-            return Ok(());
-        };
-        let end = state
-            .ended_at
-            .or(state.expires_at.filter(|expiry| *expiry <= now));
-        if let Some(end) = end.filter(|end| *end >= range.from && *end < range.to) {
-            let _ = lifetimes.record(end.saturating_sub(issued));
-        }
+        let _ = lifetimes.record(end.saturating_sub(issued));
         Ok(())
     })?;
     Ok(Distribution::of(&lifetimes))

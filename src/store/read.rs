@@ -252,6 +252,24 @@ impl Snapshot {
         Ok(())
     }
 
+    /// Calls `visit` with (token, end, issued) for every token of `tenant` whose life ends
+    /// in `[from, to)`.
+    pub fn for_each_token_life(
+        &self,
+        tenant: u32,
+        from: u64,
+        to: u64,
+        mut visit: impl FnMut(&str, u64, u64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let ends = self.txn.open_table(TOKEN_ENDS)?;
+        for entry in ends.range((tenant, from, "")..(tenant, to, ""))? {
+            let (key, issued) = entry?;
+            let (_, end, token) = key.value();
+            visit(token, end, issued.value())?;
+        }
+        Ok(())
+    }
+
     /// The stored state of one token.
     pub fn token_state(
         &self,

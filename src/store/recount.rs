@@ -120,6 +120,25 @@ impl Snapshot {
         let matched = stored_tokens - report.token_mismatches;
         report.token_mismatches += expected.tokens.len() as u64 - matched;
 
+        // The token_ends index must hold exactly the lives of the recounted tokens.
+        let mut lives: HashMap<(u32, u64, String), u64> = HashMap::new();
+        for ((tenant, token), state) in &expected.tokens {
+            if let Some((end, issued)) = state.life() {
+                lives.insert((*tenant, end, token.clone()), issued);
+            }
+        }
+        let ends = self.txn().open_table(TOKEN_ENDS)?;
+        let mut indexed = 0u64;
+        for entry in ends.iter()? {
+            let (key, issued) = entry?;
+            let (tenant, end, token) = key.value();
+            indexed += 1;
+            if lives.get(&(tenant, end, token.to_owned())) != Some(&issued.value()) {
+                report.token_mismatches += 1;
+            }
+        }
+        report.token_mismatches += (lives.len() as u64).saturating_sub(indexed);
+
         let by_seq = self.txn().open_table(EVENT_SEQ)?;
         let log = self.txn().open_table(EVENTS)?;
         for entry in by_seq.iter()? {
@@ -161,8 +180,13 @@ impl Store {
             }
             let mut tokens = txn.open_table(TOKENS)?;
             tokens.retain(|_, _| false)?;
+            let mut ends = txn.open_table(TOKEN_ENDS)?;
+            ends.retain(|_, _| false)?;
             for ((tenant, token), state) in &expected.tokens {
                 tokens.insert((*tenant, token.as_str()), encode(state)?.as_slice())?;
+                if let Some((end, issued)) = state.life() {
+                    ends.insert((*tenant, end, token.as_str()), issued)?;
+                }
             }
             Ok(())
         })

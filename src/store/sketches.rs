@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
-use serde::{Deserialize, Serialize};
 
-use super::codec::{decode, encode};
+use super::codec::{decode, FORMAT_V1};
 use super::names::Names;
 use super::read::Snapshot;
 use super::records::EventRecord;
@@ -40,14 +39,6 @@ pub enum Kind {
     Clients = 1,
     Ips = 2,
     Durations = 3,
-}
-
-/// A sketch as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum StoredSketch {
-    Distinct(Distinct),
-    /// A V2-serialized hdrhistogram.
-    Durations(Vec<u8>),
 }
 
 /// A sketch in memory.
@@ -80,32 +71,66 @@ impl Sketch {
         }
     }
 
+    /// Layout: the format byte, a tag, then — exact: the hashes as little-endian u64s;
+    /// dense: the registers, raw; durations: a V2-serialized hdrhistogram. (Raw bytes, not
+    /// serde: a dense sketch is 32 KiB and is decoded on every read of its bucket.)
     fn decode(bytes: &[u8]) -> Result<Sketch, StoreError> {
-        Ok(match decode::<StoredSketch>(bytes, "sketch")? {
-            StoredSketch::Distinct(d) => Sketch::Distinct(d),
-            StoredSketch::Durations(raw) => {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("sketch: {what}"));
+        let (tag, body) = match bytes {
+            [FORMAT_V1, tag, body @ ..] => (*tag, body),
+            _ => return Err(corrupt("unknown format")),
+        };
+        Ok(match tag {
+            TAG_EXACT => {
+                if body.len() % 8 != 0 {
+                    return Err(corrupt("ragged hash list"));
+                }
+                let hashes = body
+                    .chunks_exact(8)
+                    .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect();
+                Sketch::Distinct(Distinct::Exact(hashes))
+            }
+            TAG_DENSE => Sketch::Distinct(
+                Distinct::dense_from(body.to_vec()).ok_or_else(|| corrupt("register count"))?,
+            ),
+            TAG_DURATIONS => {
                 let histogram: Histogram<u64> = Deserializer::new()
-                    .deserialize(&mut raw.as_slice())
-                    .map_err(|e| StoreError::Corrupt(format!("histogram: {e:?}")))?;
+                    .deserialize(&mut &body[..])
+                    .map_err(|e| corrupt(&format!("histogram: {e:?}")))?;
                 Sketch::Durations(histogram)
             }
+            _ => return Err(corrupt("unknown tag")),
         })
     }
 
     fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        let stored = match self {
-            Sketch::Distinct(d) => StoredSketch::Distinct(d.clone()),
-            Sketch::Durations(h) => {
-                let mut raw = Vec::new();
-                V2Serializer::new()
-                    .serialize(h, &mut raw)
-                    .map_err(|e| StoreError::Storage(format!("histogram: {e:?}")))?;
-                StoredSketch::Durations(raw)
+        let mut out = vec![FORMAT_V1];
+        match self {
+            Sketch::Distinct(Distinct::Exact(hashes)) => {
+                out.push(TAG_EXACT);
+                for h in hashes {
+                    out.extend_from_slice(&h.to_le_bytes());
+                }
             }
-        };
-        encode(&stored)
+            Sketch::Distinct(Distinct::Dense(registers)) => {
+                out.push(TAG_DENSE);
+                out.extend_from_slice(registers);
+            }
+            Sketch::Durations(h) => {
+                out.push(TAG_DURATIONS);
+                V2Serializer::new()
+                    .serialize(h, &mut out)
+                    .map_err(|e| StoreError::Storage(format!("histogram: {e:?}")))?;
+            }
+        }
+        Ok(out)
     }
 }
+
+const TAG_EXACT: u8 = 0;
+const TAG_DENSE: u8 = 1;
+const TAG_DURATIONS: u8 = 2;
 
 /// Sketch deltas keyed by bucket and kind.
 #[derive(Debug, Default)]

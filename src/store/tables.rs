@@ -35,6 +35,11 @@ pub const COUNTERS: TableDefinition<CounterKey, u64> = TableDefinition::new("cou
 /// Per-token state: (tenant, token) → [`super::records::TokenState`].
 pub const TOKENS: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("tokens");
 
+/// Token lives by their end: (tenant, end ms, token) → issued ms. The end is the revoke or
+/// expiry event, else the planned expiry (see `TokenState::life`); it answers token-lifetime
+/// percentiles over a range without reading every token.
+pub const TOKEN_ENDS: TableDefinition<(u32, u64, &str), u64> = TableDefinition::new("token_ends");
+
 /// Idempotency keys: (tenant, client's id) → receive time ms (kept 7 days).
 pub const DEDUP: TableDefinition<(u32, &str), u64> = TableDefinition::new("dedup");
 
@@ -75,7 +80,7 @@ pub const META_NEXT_USER: &str = "next_user";
 pub const META_NEXT_KEY: &str = "next_key";
 
 /// Distinct-count sketches and duration histograms per bucket:
-/// (tenant, granularity, bucket, kind) → [`super::sketches::StoredSketch`].
+/// (tenant, granularity, bucket, kind) → a sketch (see `sketches::Sketch::encode`).
 pub const SKETCHES: TableDefinition<SketchKey, &[u8]> = TableDefinition::new("sketches");
 
 /// (tenant, granularity, bucket, kind).

@@ -247,6 +247,8 @@ impl WriterState {
         let mut pending = PendingNames::new(names::snapshot(&self.names));
         let mut counters = CounterDeltas::default();
         let mut tokens: HashMap<(u32, String), TokenState> = HashMap::new();
+        // The life each touched token had before this group, to move its `token_ends` entry.
+        let mut lives_before: HashMap<(u32, String), Option<(u64, u64)>> = HashMap::new();
         let mut keys_in_group: HashSet<(u32, &str)> = HashSet::new();
         let mut next_seq = self.next_seq;
         let mut all_ids = Vec::with_capacity(group.len());
@@ -291,6 +293,7 @@ impl WriterState {
                                 Some(bytes) => decode(bytes.value(), "token")?,
                                 None => TokenState::default(),
                             };
+                            lives_before.insert(key.clone(), stored.life());
                             tokens.insert(key.clone(), stored);
                         }
                         if let Some(state) = tokens.get_mut(&key) {
@@ -301,8 +304,20 @@ impl WriterState {
                 }
                 all_ids.push(ids);
             }
-            for ((tenant, token), state) in &tokens {
+            let mut ends = txn.open_table(TOKEN_ENDS)?;
+            for (key, state) in &tokens {
+                let (tenant, token) = (&key.0, &key.1);
                 token_table.insert((*tenant, token.as_str()), encode(state)?.as_slice())?;
+                let before = lives_before.get(key).copied().flatten();
+                let after = state.life();
+                if before != after {
+                    if let Some((end, _)) = before {
+                        ends.remove((*tenant, end, token.as_str()))?;
+                    }
+                    if let Some((end, issued)) = after {
+                        ends.insert((*tenant, end, token.as_str()), issued)?;
+                    }
+                }
             }
             counters.write(&mut txn.open_table(COUNTERS)?)?;
             let mut names_table = txn.open_table(NAMES)?;

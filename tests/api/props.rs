@@ -10,8 +10,9 @@ use gatewatch::store::{Store, WriterConfig};
 use proptest::prelude::*;
 
 const BASE: u64 = 1_795_000_000_000 / HOUR_MS * HOUR_MS;
-const TYPES: [&str; 6] = [
+const TYPES: [&str; 7] = [
     "token.issued",
+    "token.revoked",
     "token.refreshed",
     "token.pkce_failed",
     "join.rate_limited",
@@ -70,6 +71,10 @@ fn event(s: &Spec) -> Event {
         .grant
         .map(|g| ["authorization_code", "refresh_token"][g as usize].to_owned());
     e.id = s.id.map(|i| format!("key-{i}"));
+    if e.event_type.as_str() == "token.issued" && s.minute % 2 == 0 {
+        // Planned expiries, some already passed, some ahead of "now".
+        e.expires_at = Some(e.ts + (s.minute % 7) * 3_600_000 * 8);
+    }
     e
 }
 
