@@ -1,6 +1,7 @@
 //! Time ranges of queries: `from`/`to` or a named `range`, defaulting to the last 24 hours.
 
 use crate::model::time::{DAY_MS, HOUR_MS, MAX_TIME_MS};
+use crate::store::Granularity;
 
 /// A half-open range of whole UTC hours, in epoch ms: `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +73,26 @@ impl HourRange {
         }
     }
 
+    /// The counter spans covering the range: whole UTC days as one run of day buckets, the
+    /// hours before and after them as runs of hour buckets. `(granularity, first, end)`.
+    pub fn spans(&self) -> Vec<(Granularity, u32, u32)> {
+        let (from, to) = self.buckets();
+        let first_day = from.div_ceil(24);
+        let end_day = to / 24;
+        if first_day >= end_day {
+            return vec![(Granularity::Hour, from, to)];
+        }
+        let mut spans = Vec::with_capacity(3);
+        if from < first_day * 24 {
+            spans.push((Granularity::Hour, from, first_day * 24));
+        }
+        spans.push((Granularity::Day, first_day, end_day));
+        if end_day * 24 < to {
+            spans.push((Granularity::Hour, end_day * 24, to));
+        }
+        spans
+    }
+
     /// First and one-past-last hour bucket.
     pub fn buckets(&self) -> (u32, u32) {
         ((self.from / HOUR_MS) as u32, (self.to / HOUR_MS) as u32)
@@ -98,6 +119,24 @@ mod tests {
             resolve(Some(5), Some(5), None, now),
             Err(RangeError::Inverted)
         );
+    }
+
+    #[test]
+    fn spans_use_days_inside_and_hours_at_the_edges() {
+        let r = |from_h: u64, to_h: u64| HourRange {
+            from: from_h * HOUR_MS,
+            to: to_h * HOUR_MS,
+        };
+        assert_eq!(
+            r(20, 24 * 3 + 2).spans(),
+            vec![
+                (Granularity::Hour, 20, 24),
+                (Granularity::Day, 1, 3),
+                (Granularity::Hour, 72, 74)
+            ]
+        );
+        assert_eq!(r(24, 48).spans(), vec![(Granularity::Day, 1, 2)]);
+        assert_eq!(r(25, 47).spans(), vec![(Granularity::Hour, 25, 47)]);
     }
 
     #[test]

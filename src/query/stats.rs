@@ -7,7 +7,6 @@ use hdrhistogram::Histogram;
 
 use super::HourRange;
 use crate::model::Outcome;
-use crate::store::sketches::cover;
 use crate::store::{Dim, Granularity, Snapshot, StoreError};
 
 /// Everything `/stats` answers from counters.
@@ -100,8 +99,12 @@ pub fn stats(
     let mut stats = totals(snap, tenant, range, client_id)?;
     match client_id {
         None => {
-            let (from, to) = range.buckets();
-            let sketches = snap.sketches(tenant, &cover(from, to))?;
+            let buckets: Vec<_> = range
+                .spans()
+                .into_iter()
+                .flat_map(|(granularity, first, end)| (first..end).map(move |b| (granularity, b)))
+                .collect();
+            let sketches = snap.sketches(tenant, &buckets)?;
             stats.unique_users = sketches.users.estimate();
             stats.unique_clients = sketches.clients.estimate();
             stats.unique_ips = sketches.ips.estimate();

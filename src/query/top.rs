@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use super::HourRange;
 use crate::model::Outcome;
-use crate::store::{Dim, Granularity, Snapshot, StoreError};
+use crate::store::{Dim, Snapshot, StoreError};
 
 /// What `/top` ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,9 +111,12 @@ pub fn top(
         _ => None,
     };
     if let Some(counter_dim) = counted {
-        let (from, to) = range.buckets();
         let value = (counter_dim == Dim::Type).then_some(0);
-        for row in snap.counters(tenant, Granularity::Hour, counter_dim, value, from, to)? {
+        let mut rows = Vec::new();
+        for (granularity, from, to) in range.spans() {
+            rows.extend(snap.counters(tenant, granularity, counter_dim, value, from, to)?);
+        }
+        for row in rows {
             let Some(o) = Outcome::from_code(row.outcome).filter(|o| wanted(*o)) else {
                 continue;
             };

@@ -385,33 +385,3 @@ impl Snapshot {
         Ok(summary)
     }
 }
-
-/// The buckets covering hours `[from, to)`: whole UTC days as day buckets, the rest hours.
-pub fn cover(from: u32, to: u32) -> Vec<(Granularity, u32)> {
-    let mut out = Vec::new();
-    let mut hour = from;
-    while hour < to {
-        if hour % 24 == 0 && hour + 24 <= to {
-            out.push((Granularity::Day, hour / 24));
-            hour += 24;
-        } else {
-            out.push((Granularity::Hour, hour));
-            hour += 1;
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cover_uses_days_inside_and_hours_at_the_edges() {
-        let c = cover(20, 24 * 3 + 2);
-        assert_eq!(c.first(), Some(&(Granularity::Hour, 20)));
-        assert!(c.contains(&(Granularity::Day, 1)) && c.contains(&(Granularity::Day, 2)));
-        assert_eq!(c.len(), 4 + 2 + 2);
-        assert!(cover(5, 5).is_empty());
-    }
-}
