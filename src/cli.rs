@@ -33,6 +33,8 @@ pub enum Command {
     Verify(Common),
     /// Recompute every aggregate from the log, reporting what differed.
     Rebuild(Common),
+    /// Give the free space inside the store file back to the file system (server stopped).
+    Compact(Common),
 }
 
 /// Flags shared by every command that opens a store.
@@ -117,6 +119,14 @@ pub fn run(cli: Cli) -> Result<()> {
             if !report.is_consistent() {
                 bail!("the aggregates do not match the log; run `gatewatch rebuild`");
             }
+            Ok(())
+        }
+        Command::Compact(common) => {
+            let config = common.config()?;
+            let (before, after) = crate::store::compact(&config.data).with_context(|| {
+                format!("while compacting the store in {}", config.data.display())
+            })?;
+            println!("compacted {} → {} bytes", before, after);
             Ok(())
         }
         Command::Rebuild(common) => {

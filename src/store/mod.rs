@@ -205,6 +205,25 @@ impl Store {
     }
 }
 
+/// Compacts the store file in `dir` (no server may have it open). Returns the file size
+/// before and after.
+pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
+    let path = dir.join(DB_FILE);
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::Storage(format!("reading {}: {e}", p.display())))
+    };
+    let before = size(&path)?;
+    let mut db = Database::open(&path)?;
+    while db
+        .compact()
+        .map_err(|e| StoreError::Storage(format!("compacting: {e}")))?
+    {}
+    drop(db);
+    Ok((before, size(&path)?))
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         self.writer.stop();

@@ -47,6 +47,10 @@ impl Names {
     }
 }
 
+/// Names beyond which free texts (user agents) are no longer interned but stored inline:
+/// every name is held in memory, and free texts are chosen by the sender.
+pub const MAX_FREE_NAMES: usize = 1_000_000;
+
 /// The shared, swappable snapshot.
 pub type SharedNames = Arc<RwLock<Arc<Names>>>;
 
@@ -91,6 +95,16 @@ impl PendingNames {
         self.added_ids.insert(text.clone(), id);
         self.added.push(text);
         id
+    }
+
+    /// The id of free text `text`, interning it only while the table is below
+    /// [`MAX_FREE_NAMES`].
+    pub fn intern_capped(&mut self, text: &str) -> Option<u32> {
+        match self.get(text) {
+            Some(id) => Some(id),
+            None if self.base.len() + self.added.len() < MAX_FREE_NAMES => Some(self.intern(text)),
+            None => None,
+        }
     }
 
     /// The new (id, text) pairs, to be written in the same transaction.

@@ -54,7 +54,7 @@ pub struct EventRecord {
     pub grant: Option<u32>,
     pub scopes: Vec<String>,
     pub ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Text>,
     pub method: Option<u32>,
     pub route: Option<String>,
     pub status: Option<u16>,
@@ -62,6 +62,14 @@ pub struct EventRecord {
     pub expires_at: Option<u64>,
     pub duration_ms: Option<u32>,
     pub context: Option<String>,
+}
+
+/// A free-text field that is usually repeated: interned while the names table is below
+/// its cap ([`super::names::MAX_FREE_NAMES`]), stored inline beyond it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Text {
+    Id(u32),
+    Inline(String),
 }
 
 /// The parts of a record that counter keys are made of.
@@ -76,20 +84,39 @@ pub struct CounterFields {
 impl EventRecord {
     /// The record for `event`, interning its repeated strings into `pending`.
     pub fn from_event(event: &Event, received_at: u64, pending: &mut PendingNames) -> Self {
-        let record = Self::with_names(event, received_at, |text| Some(pending.intern(text)));
-        // `intern` always answers, so `with_names` always builds a record.
+        let record = Self::with_names(event, received_at, true, |text, free| {
+            if free {
+                pending.intern_capped(text)
+            } else {
+                Some(pending.intern(text))
+            }
+        });
+        // `intern` always answers and refused free texts are inlined, so `with_names`
+        // always builds a record here.
         record.expect("interning never fails")
     }
 
     /// The record for `event` if `name` knows the id of each of its repeated strings.
+    /// `name(text, free)` is asked with `free` set for free texts (user agents); when it
+    /// knows no id for one, the text is stored inline if `inline_unknown` is set, else no
+    /// record is built.
     pub fn with_names(
         event: &Event,
         received_at: u64,
-        mut name: impl FnMut(&str) -> Option<u32>,
+        inline_unknown: bool,
+        mut name: impl FnMut(&str, bool) -> Option<u32>,
     ) -> Option<Self> {
+        let user_agent = match &event.user_agent {
+            None => None,
+            Some(text) => match name(text, true) {
+                Some(id) => Some(Text::Id(id)),
+                None if inline_unknown => Some(Text::Inline(text.clone())),
+                None => return None,
+            },
+        };
         let mut optional = |text: &Option<String>| -> Option<Option<u32>> {
             match text {
-                Some(t) => name(t).map(Some),
+                Some(t) => name(t, false).map(Some),
                 None => Some(None),
             }
         };
@@ -98,7 +125,7 @@ impl EventRecord {
         let method = optional(&event.method)?;
         Some(EventRecord {
             received_at,
-            type_id: name(event.event_type.as_str())?,
+            type_id: name(event.event_type.as_str(), false)?,
             outcome: event.outcome.code(),
             id: event.id.clone(),
             token: event.token.clone(),
@@ -108,7 +135,7 @@ impl EventRecord {
             grant,
             scopes: event.scopes.clone(),
             ip: event.ip,
-            user_agent: event.user_agent.clone(),
+            user_agent,
             method,
             route: event.route.clone(),
             status: event.status,
@@ -152,7 +179,11 @@ impl EventRecord {
             grant_type: self.grant.map(name).transpose()?,
             scopes: self.scopes,
             ip: self.ip,
-            user_agent: self.user_agent,
+            user_agent: match self.user_agent {
+                Some(Text::Id(id)) => Some(name(id)?),
+                Some(Text::Inline(text)) => Some(text),
+                None => None,
+            },
             method: self.method.map(name).transpose()?,
             route: self.route,
             status: self.status,
@@ -161,5 +192,29 @@ impl EventRecord {
             duration_ms: self.duration_ms,
             context: self.context,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::EventType;
+
+    #[test]
+    fn user_agents_are_interned_or_inlined_and_read_back() {
+        let names = Names::from_ordered(vec!["a.b".into(), "Mozilla".into()]);
+        let mut event = Event::new(EventType::parse("a.b").expect("valid"), 5);
+        event.user_agent = Some("Mozilla".into());
+        let interned = EventRecord::with_names(&event, 7, false, |t, _| names.id(t))
+            .expect("every name known");
+        assert_eq!(interned.user_agent, Some(Text::Id(1)));
+        assert_eq!(interned.clone().into_event(5, &names).expect("decodes"), event);
+
+        event.user_agent = Some("curl/8".into());
+        assert!(EventRecord::with_names(&event, 7, false, |t, _| names.id(t)).is_none());
+        let inlined = EventRecord::with_names(&event, 7, true, |t, _| names.id(t))
+            .expect("unknown agents inline");
+        assert_eq!(inlined.user_agent, Some(Text::Inline("curl/8".into())));
+        assert_eq!(inlined.into_event(5, &names).expect("decodes"), event);
     }
 }

@@ -45,7 +45,8 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(event: Event, received_at: u64, names: &Names) -> Result<Prepared, StoreError> {
-        let encoded = match EventRecord::with_names(&event, received_at, |t| names.id(t)) {
+        let encoded = match EventRecord::with_names(&event, received_at, false, |t, _| names.id(t))
+        {
             Some(record) => Some((encode(&record)?, record.counter_fields())),
             None => None,
         };
