@@ -113,12 +113,7 @@ impl App {
     ) -> Result<EventExport, AppError> {
         let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
         let (from, to) = resolve(&request.time, now)?;
-        let outcome = match request.outcome.as_deref() {
-            Some(text) => Some(Outcome::parse(text).ok_or_else(|| {
-                AppError::field("invalid_field", "outcome", "not a known outcome")
-            })?),
-            None => None,
-        };
+        let outcome = parse_outcome(request.outcome.as_deref())?;
         let ip = match request.ip.as_deref() {
             Some(text) => Some(parse_ip_filter(text)?),
             None => None,
@@ -318,12 +313,7 @@ impl App {
                 "must be client_id, user_id, ip, token, route, type or grant_type",
             )
         })?;
-        let outcome = match outcome.as_deref() {
-            Some(text) => Some(Outcome::parse(text).ok_or_else(|| {
-                AppError::field("invalid_field", "outcome", "not a known outcome")
-            })?),
-            None => None,
-        };
+        let outcome = parse_outcome(outcome.as_deref())?;
         let limit = match limit {
             None => 10,
             Some(n @ 1..=1000) => n as usize,
@@ -430,6 +420,15 @@ fn decode_token_cursor(text: &str) -> Result<String, AppError> {
         .collect::<Option<Vec<u8>>>()
         .ok_or_else(bad)?;
     String::from_utf8(bytes).map_err(|_| bad())
+}
+
+/// An optional outcome filter.
+fn parse_outcome(text: Option<&str>) -> Result<Option<Outcome>, AppError> {
+    text.map(|t| {
+        Outcome::parse(t)
+            .ok_or_else(|| AppError::field("invalid_field", "outcome", "not a known outcome"))
+    })
+    .transpose()
 }
 
 /// An address (as a /32 or /128) or a CIDR range; IPv4-mapped IPv6 becomes IPv4.

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use hdrhistogram::Histogram;
 
+use crate::store::sketches::histogram;
+
 use super::HourRange;
 use crate::model::Outcome;
 use crate::store::{Dim, Granularity, Snapshot, StoreError};
@@ -60,11 +62,6 @@ impl Distribution {
             max: histogram.max(),
         }
     }
-}
-
-/// A histogram of milliseconds with three significant digits, growing as needed.
-fn histogram() -> Result<Histogram<u64>, StoreError> {
-    Histogram::new(3).map_err(|e| StoreError::Storage(format!("histogram: {e}")))
 }
 
 impl Stats {

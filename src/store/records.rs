@@ -208,7 +208,10 @@ mod tests {
         let interned = EventRecord::with_names(&event, 7, false, |t, _| names.id(t))
             .expect("every name known");
         assert_eq!(interned.user_agent, Some(Text::Id(1)));
-        assert_eq!(interned.clone().into_event(5, &names).expect("decodes"), event);
+        assert_eq!(
+            interned.clone().into_event(5, &names).expect("decodes"),
+            event
+        );
 
         event.user_agent = Some("curl/8".into());
         assert!(EventRecord::with_names(&event, 7, false, |t, _| names.id(t)).is_none());

@@ -48,7 +48,8 @@ pub enum Sketch {
     Durations(Histogram<u64>),
 }
 
-fn histogram() -> Result<Histogram<u64>, StoreError> {
+/// A histogram of milliseconds with three significant digits, growing as needed.
+pub fn histogram() -> Result<Histogram<u64>, StoreError> {
     Histogram::new(3).map_err(|e| StoreError::Storage(format!("histogram: {e}")))
 }
 
