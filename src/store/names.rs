@@ -2,8 +2,9 @@
 //! referred to by a `u32` in log records and counter keys.
 //!
 //! The writer owns interning; readers get an immutable snapshot ([`Names`] behind an `Arc`)
-//! that the writer replaces after each commit that added names. A name is published only
-//! once its commit is durable, so no reader can see an id that a failed commit took back.
+//! that the writer replaces in each group that added names, just before its commit: a reader
+//! that sees an event can always name its ids. A failed commit stops the writer, so an id
+//! published but never committed is never used.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -116,7 +117,7 @@ impl PendingNames {
             .map(move |(i, t)| (first + i as u32, &**t))
     }
 
-    /// After a durable commit: the snapshot including the new names, if there are any.
+    /// Replaces the shared snapshot with one including the new names, if there are any.
     pub fn publish(self, shared: &SharedNames) {
         if self.added.is_empty() {
             return;

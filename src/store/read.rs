@@ -9,7 +9,7 @@ use redb::ReadTransaction;
 use super::codec::decode;
 use super::counters::CounterRow;
 use super::names::Names;
-use super::records::EventRecord;
+use super::records::{EventRecord, RecordHead};
 use super::sketches::SharedBook;
 use super::tables::*;
 use super::StoreError;
@@ -111,11 +111,33 @@ impl Snapshot {
             Some((ts, seq)) if ts < filter.to => (tenant, ts, seq),
             _ => (tenant, filter.to, 0),
         };
+        // Type, outcome and client are checked on the record's head, before decoding it.
+        let want_id = |text: &Option<String>| match text {
+            Some(t) => self.names.id(t).map(Some).ok_or(()),
+            None => Ok(None),
+        };
+        let (Ok(want_type), Ok(want_client)) =
+            (want_id(&filter.event_type), want_id(&filter.client_id))
+        else {
+            // A type or client never seen has no events.
+            return Ok(EventPage {
+                events: Vec::new(),
+                next: None,
+            });
+        };
+        let want_outcome = filter.outcome.map(|o| o.code());
         let mut events: Vec<StoredEvent> = Vec::new();
         let mut next = None;
         for entry in log.range((tenant, filter.from, 0)..upper)?.rev() {
             let (key, bytes) = entry?;
             let (_, ts, seq) = key.value();
+            let head: RecordHead = decode(bytes.value(), "event")?;
+            if want_type.is_some_and(|t| t != head.type_id)
+                || want_outcome.is_some_and(|o| o != head.outcome)
+                || want_client.is_some_and(|c| Some(c) != head.client)
+            {
+                continue;
+            }
             let stored = self.decode_event(tenant, ts, seq, bytes.value())?;
             if filter.matches(&stored.event) {
                 if let Some(last) = events.last().filter(|_| events.len() == limit) {

@@ -41,14 +41,17 @@ pub struct KeyRecord {
 }
 
 /// An event as stored in the log. Repeated strings are interned (see `names`).
+///
+/// Field order is part of the format: the first four fields are also read alone, as a
+/// [`RecordHead`], to filter a listing without decoding whole records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventRecord {
     pub received_at: u64,
     pub type_id: u32,
     pub outcome: u8,
+    pub client: Option<u32>,
     pub id: Option<String>,
     pub token: Option<String>,
-    pub client: Option<u32>,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
     pub grant: Option<u32>,
@@ -62,6 +65,15 @@ pub struct EventRecord {
     pub expires_at: Option<u64>,
     pub duration_ms: Option<u32>,
     pub context: Option<String>,
+}
+
+/// The leading fields of an [`EventRecord`], decodable from its bytes alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct RecordHead {
+    pub received_at: u64,
+    pub type_id: u32,
+    pub outcome: u8,
+    pub client: Option<u32>,
 }
 
 /// A free-text field that is usually repeated: interned while the names table is below
@@ -219,5 +231,25 @@ mod tests {
             .expect("unknown agents inline");
         assert_eq!(inlined.user_agent, Some(Text::Inline("curl/8".into())));
         assert_eq!(inlined.into_event(5, &names).expect("decodes"), event);
+    }
+
+    #[test]
+    fn the_head_decodes_from_a_whole_record() {
+        let names = Names::from_ordered(vec!["a.b".into(), "web".into()]);
+        let mut event = Event::new(EventType::parse("a.b").expect("valid"), 5);
+        event.client_id = Some("web".into());
+        event.token = Some("t".into());
+        let record = EventRecord::with_names(&event, 7, false, |t, _| names.id(t)).expect("ok");
+        let bytes = crate::store::codec::encode(&record).expect("encodes");
+        let head: RecordHead = crate::store::codec::decode(&bytes, "head").expect("decodes");
+        assert_eq!(
+            head,
+            RecordHead {
+                received_at: 7,
+                type_id: 0,
+                outcome: event.outcome.code(),
+                client: Some(1)
+            }
+        );
     }
 }

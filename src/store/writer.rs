@@ -206,9 +206,8 @@ impl WriterState {
             return;
         }
         match self.apply(&group) {
-            Ok((ids, pending, next_seq)) => {
+            Ok((ids, next_seq)) => {
                 self.next_seq = next_seq;
-                pending.publish(&self.names);
                 let mut deltas = Deltas::default();
                 for (job, ids) in group.iter().zip(&ids) {
                     let stored = job.events.iter().zip(ids).filter(|(_, id)| id.is_some());
@@ -228,10 +227,10 @@ impl WriterState {
                 }
             }
             Err(error) => {
+                // Whatever failed, no later group may reuse this one's name ids (they may
+                // be published already): writes stop until a restart reloads the names.
                 tracing::error!(%error, "group commit failed; refusing writes until restart");
-                if matches!(error, StoreError::Storage(_)) {
-                    self.writable.store(false, Ordering::Release);
-                }
+                self.writable.store(false, Ordering::Release);
                 for job in group {
                     let _ = job.reply.send(Err(error.clone()));
                 }
@@ -240,10 +239,7 @@ impl WriterState {
     }
 
     /// Applies a whole group in one durable transaction.
-    fn apply(
-        &self,
-        group: &[IngestJob],
-    ) -> Result<(Vec<IngestIds>, PendingNames, u64), StoreError> {
+    fn apply(&self, group: &[IngestJob]) -> Result<(Vec<IngestIds>, u64), StoreError> {
         let txn = self.db.begin_write()?;
         let mut pending = PendingNames::new(names::snapshot(&self.names));
         let mut counters = CounterDeltas::default();
@@ -327,7 +323,11 @@ impl WriterState {
             }
             txn.open_table(META)?.insert(META_NEXT_SEQ, next_seq)?;
         }
+        // Published before the commit makes the events visible, so a reader never meets an
+        // id it cannot name. If the commit fails, the writer stops (see `commit_group`), so
+        // no stored record ever refers to a published-but-uncommitted id.
+        pending.publish(&self.names);
         txn.commit()?;
-        Ok((all_ids, pending, next_seq))
+        Ok((all_ids, next_seq))
     }
 }
