@@ -13,6 +13,7 @@ use super::records::{EventRecord, RecordHead};
 use super::sketches::SharedBook;
 use super::tables::*;
 use super::StoreError;
+use crate::model::time::{hour_of, HOUR_MS};
 use crate::model::{Event, Outcome};
 
 /// A read transaction plus the interned names it may refer to.
@@ -126,28 +127,81 @@ impl Snapshot {
             });
         };
         let want_outcome = filter.outcome.map(|o| o.code());
+        // The stretches of the log that can hold a match, newest first: the hours whose
+        // counters saw the wanted type/outcome/client, or the whole range.
+        let spans = match self.hours_with(tenant, want_type, want_outcome, want_client, filter)? {
+            Some(hours) => hours
+                .into_iter()
+                .rev()
+                .map(|h| {
+                    let start = (u64::from(h) * HOUR_MS).max(filter.from);
+                    let end = (tenant, (u64::from(h) + 1) * HOUR_MS, 0).min(upper);
+                    ((tenant, start, 0), end)
+                })
+                .filter(|(start, end)| start < end)
+                .collect(),
+            None => vec![((tenant, filter.from, 0), upper)],
+        };
         let mut events: Vec<StoredEvent> = Vec::new();
         let mut next = None;
-        for entry in log.range((tenant, filter.from, 0)..upper)?.rev() {
-            let (key, bytes) = entry?;
-            let (_, ts, seq) = key.value();
-            let head: RecordHead = decode(bytes.value(), "event")?;
-            if want_type.is_some_and(|t| t != head.type_id)
-                || want_outcome.is_some_and(|o| o != head.outcome)
-                || want_client.is_some_and(|c| Some(c) != head.client)
-            {
-                continue;
-            }
-            let stored = self.decode_event(tenant, ts, seq, bytes.value())?;
-            if filter.matches(&stored.event) {
-                if let Some(last) = events.last().filter(|_| events.len() == limit) {
-                    next = Some((last.event.ts, last.seq));
-                    break;
+        'spans: for (start, end) in spans {
+            for entry in log.range(start..end)?.rev() {
+                let (key, bytes) = entry?;
+                let (_, ts, seq) = key.value();
+                let head: RecordHead = decode(bytes.value(), "event")?;
+                if want_type.is_some_and(|t| t != head.type_id)
+                    || want_outcome.is_some_and(|o| o != head.outcome)
+                    || want_client.is_some_and(|c| Some(c) != head.client)
+                {
+                    continue;
                 }
-                events.push(stored);
+                let stored = self.decode_event(tenant, ts, seq, bytes.value())?;
+                if filter.matches(&stored.event) {
+                    if let Some(last) = events.last().filter(|_| events.len() == limit) {
+                        next = Some((last.event.ts, last.seq));
+                        break 'spans;
+                    }
+                    events.push(stored);
+                }
             }
         }
         Ok(EventPage { events, next })
+    }
+
+    /// The hours of `[filter.from, filter.to)`, ascending, in which `tenant`'s counters saw
+    /// an event of the wanted type, outcome and client; `None` when no such filter is set.
+    fn hours_with(
+        &self,
+        tenant: u32,
+        event_type: Option<u32>,
+        outcome: Option<u8>,
+        client: Option<u32>,
+        filter: &EventFilter,
+    ) -> Result<Option<Vec<u32>>, StoreError> {
+        if event_type.is_none() && outcome.is_none() && client.is_none() {
+            return Ok(None);
+        }
+        let (from, to) = (
+            hour_of(filter.from),
+            hour_of(filter.to.saturating_sub(1)) + 1,
+        );
+        let (dim, value) = match client {
+            Some(c) => (Dim::Client, Some(c)),
+            None => (Dim::Type, Some(0)),
+        };
+        let mut hours: Vec<u32> = self
+            .counters(tenant, Granularity::Hour, dim, value, from, to)?
+            .into_iter()
+            .filter(|row| {
+                row.count > 0
+                    && event_type.is_none_or(|t| t == row.type_id)
+                    && outcome.is_none_or(|o| o == row.outcome)
+            })
+            .map(|row| row.bucket)
+            .collect();
+        hours.sort_unstable();
+        hours.dedup();
+        Ok(Some(hours))
     }
 
     /// Calls `visit` for every event of `tenant` in `[from, to)`, oldest first.
