@@ -119,3 +119,49 @@ fn non_object_items_are_problems() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+mod no_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Whatever the network sends, parsing answers Ok or a typed error: never a panic.
+        #[test]
+        fn arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_body(&body, BodyFormat::Json, NOW);
+            let _ = parse_body(&body, BodyFormat::Ndjson, NOW);
+        }
+
+        /// Objects made of the real field names with arbitrary JSON values.
+        #[test]
+        fn arbitrary_values_for_real_fields(
+            values in proptest::collection::vec(
+                (0usize..20, prop_oneof![
+                    Just("null".to_owned()),
+                    any::<i64>().prop_map(|n| n.to_string()),
+                    any::<u64>().prop_map(|n| n.to_string()),
+                    any::<f64>().prop_map(|f| if f.is_finite() { f.to_string() } else { "0".into() }),
+                    ".{0,40}".prop_map(|s| serde_json::Value::String(s).to_string()),
+                    Just("[]".to_owned()),
+                    Just("{}".to_owned()),
+                    Just("[\"a\",1]".to_owned()),
+                ]),
+                0..12,
+            )
+        ) {
+            const FIELDS: [&str; 20] = [
+                "type", "ts", "id", "outcome", "token", "client_id", "user_id", "device_id",
+                "grant_type", "scopes", "ip", "user_agent", "method", "route", "status", "error",
+                "expires_at", "duration_ms", "context", "unknown",
+            ];
+            let body: Vec<String> = values
+                .iter()
+                .map(|(f, v)| format!("\"{}\":{}", FIELDS[*f], v))
+                .collect();
+            let body = format!("{{{}}}", body.join(","));
+            let _ = parse_body(body.as_bytes(), BodyFormat::Json, NOW);
+        }
+    }
+}

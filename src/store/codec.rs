@@ -53,3 +53,26 @@ mod tests {
         assert!(decode::<Vec<u8>>(&[1, 0xfc, 0xff, 0xff, 0xff, 0xff], "t").is_err());
     }
 }
+
+#[cfg(test)]
+mod no_panics {
+    use super::*;
+    use crate::model::TokenState;
+    use crate::store::records::{EventRecord, KeyRecord, RecordHead};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A damaged record is reported as corruption, never a panic or a huge allocation.
+        #[test]
+        fn arbitrary_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let mut framed = vec![FORMAT_V1];
+            framed.extend_from_slice(&bytes);
+            for candidate in [&bytes, &framed] {
+                let _ = decode::<EventRecord>(candidate, "event");
+                let _ = decode::<RecordHead>(candidate, "event");
+                let _ = decode::<TokenState>(candidate, "token");
+                let _ = decode::<KeyRecord>(candidate, "key");
+            }
+        }
+    }
+}

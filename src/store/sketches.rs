@@ -96,6 +96,23 @@ impl Sketch {
                 Distinct::dense_from(body.to_vec()).ok_or_else(|| corrupt("register count"))?,
             ),
             TAG_DURATIONS => {
+                // The V2 header declares a payload length and value bounds that the
+                // deserializer allocates for; check them against what is really there.
+                let field = |at: usize| {
+                    body.get(at..at + 4)
+                        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+                };
+                let high = body
+                    .get(24..32)
+                    .map(|b| u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]));
+                let sane = matches!(
+                    (field(4), field(12), high),
+                    (Some(len), Some(digits), Some(high))
+                        if len as usize <= body.len().saturating_sub(40) && digits <= 5 && high <= 1 << 50
+                );
+                if !sane {
+                    return Err(corrupt("histogram header"));
+                }
                 let histogram: Histogram<u64> = Deserializer::new()
                     .deserialize(&mut &body[..])
                     .map_err(|e| corrupt(&format!("histogram: {e:?}")))?;
@@ -384,5 +401,54 @@ impl Snapshot {
             }
         }
         Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn sketches_round_trip() {
+        let mut d = Distinct::default();
+        for i in 0..2000u64 {
+            d.insert(hash64(&i.to_le_bytes()));
+        }
+        let mut h = histogram().expect("histogram");
+        let _ = h.record(42);
+        for sketch in [
+            Sketch::Distinct(d),
+            Sketch::Durations(h),
+            Sketch::Distinct(Distinct::default()),
+        ] {
+            let bytes = sketch.encode().expect("encodes");
+            let back = Sketch::decode(&bytes).expect("decodes");
+            assert_eq!(back.encode().expect("encodes"), bytes);
+        }
+    }
+
+    #[test]
+    fn a_histogram_header_claiming_a_huge_payload_is_refused() {
+        let mut h = histogram().expect("histogram");
+        let _ = h.record(42);
+        let mut bytes = Sketch::Durations(h).encode().expect("encodes");
+        // Payload length: bytes 4..8 of the V2 header, after the format byte and the tag.
+        bytes[2 + 4..2 + 8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(Sketch::decode(&bytes).is_err());
+    }
+
+    proptest! {
+        /// A damaged sketch is an error, never a panic.
+        #[test]
+        fn arbitrary_bytes_decode_or_fail_cleanly(
+            tag in 0u8..4,
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut bytes = vec![FORMAT_V1, tag];
+            bytes.extend_from_slice(&body);
+            let _ = Sketch::decode(&bytes);
+            let _ = Sketch::decode(&body);
+        }
     }
 }
