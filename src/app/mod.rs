@@ -15,7 +15,9 @@ use std::sync::RwLock;
 
 pub use admin::{Bootstrap, BootstrapOptions, CreatedKey};
 pub use error::AppError;
-pub use reads::{encode_cursor, EventExport, EventQuery, SeriesQuery, TimeSpec, TopQuery};
+pub use reads::{
+    encode_cursor, parse_ip_filter, EventExport, EventQuery, SeriesQuery, TimeSpec, TopQuery,
+};
 
 use crate::ingest::{self, BodyFormat};
 use crate::model::{Role, TenantSlug};
