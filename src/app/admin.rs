@@ -267,7 +267,7 @@ impl App {
         for_user: Option<&str>,
         now: u64,
     ) -> Result<CreatedKey, AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Admin)?;
+        let tenant = self.tenant_for(principal, slug, Role::Admin).await?;
         let Principal::User { user, .. } = *principal else {
             return Err(AppError::Forbidden("ingest keys cannot make keys".into()));
         };
@@ -279,7 +279,7 @@ impl App {
                     "only admin keys act as a user",
                 ))
             }
-            Some(name) => self.user_for_key(principal, name)?,
+            Some(name) => self.user_for_key(principal, name).await?,
             None => user,
         };
         let name = name.trim();
@@ -310,7 +310,7 @@ impl App {
         principal: &Principal,
         slug: &str,
     ) -> Result<Vec<KeyInfo>, AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Admin)?;
+        let tenant = self.tenant_for(principal, slug, Role::Admin).await?;
         let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let mut list: Vec<KeyInfo> = keys
             .values()
@@ -328,7 +328,7 @@ impl App {
         slug: &str,
         id: u64,
     ) -> Result<(), AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Admin)?;
+        let tenant = self.tenant_for(principal, slug, Role::Admin).await?;
         let removed = self
             .store
             .write(move |txn| store_admin::delete_key(txn, tenant.id, id))

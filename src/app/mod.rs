@@ -79,20 +79,22 @@ impl App {
     }
 
     /// Verifies a bearer key.
-    pub fn authenticate(&self, bearer: &str) -> Result<Principal, AppError> {
+    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AppError> {
         let hash = secrets::hash_key(bearer);
-        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         // The map is keyed by the SHA-256 of the secret, so the lookup compares hashes of a
         // presented key, never the secret itself: timing reveals nothing usable.
-        let key = keys
-            .get(&hash)
-            .ok_or_else(|| AppError::Unauthorized("unknown or revoked API key".into()))?;
-        let (key_id, tenant, ingest, user) = (key.id, key.tenant, key.ingest, key.user);
-        drop(keys);
+        let (key_id, tenant, ingest, user) = {
+            let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+            let key = keys
+                .get(&hash)
+                .ok_or_else(|| AppError::Unauthorized("unknown or revoked API key".into()))?;
+            (key.id, key.tenant, key.ingest, key.user)
+        };
         match (ingest, user) {
             (true, _) => Ok(Principal::Ingest { tenant, key_id }),
             (false, Some(user)) => {
-                let info = self.store.snapshot()?.user(user)?.ok_or_else(|| {
+                let info = self.store.read(move |snap| snap.user(user)).await?;
+                let info = info.ok_or_else(|| {
                     AppError::Unauthorized("the key's user no longer exists".into())
                 })?;
                 Ok(Principal::User {
@@ -112,7 +114,7 @@ impl App {
     /// A tenant the caller cannot see is "not found" (no existence leak); one they can see
     /// with too low a role is "forbidden". Ingest keys see only their tenant, and only for
     /// ingest and check.
-    pub fn tenant_for(
+    pub async fn tenant_for(
         &self,
         principal: &Principal,
         slug: &str,
@@ -120,11 +122,28 @@ impl App {
     ) -> Result<TenantInfo, AppError> {
         let not_found = || AppError::NotFound(format!("tenant {slug} not found"));
         let slug = TenantSlug::parse(slug).ok_or_else(not_found)?;
-        let snap = self.store.snapshot()?;
-        let tenant = snap.tenant_by_slug(slug.as_str())?.ok_or_else(not_found)?;
+        let member = match *principal {
+            Principal::User { user, .. } => Some(user),
+            Principal::Ingest { .. } => None,
+        };
+        let name = slug.as_str().to_owned();
+        let (tenant, member_role) = self
+            .store
+            .read(move |snap| {
+                let Some(tenant) = snap.tenant_by_slug(&name)? else {
+                    return Ok((None, None));
+                };
+                let role = match member {
+                    Some(user) => snap.member_role(tenant.id, user)?,
+                    None => None,
+                };
+                Ok((Some(tenant), role))
+            })
+            .await?;
+        let tenant = tenant.ok_or_else(not_found)?;
         match *principal {
             Principal::User { owner: true, .. } => Ok(tenant),
-            Principal::User { user, .. } => match snap.member_role(tenant.id, user)? {
+            Principal::User { .. } => match member_role {
                 Some(have) if have >= role => Ok(tenant),
                 Some(_) => Err(AppError::Forbidden(format!(
                     "this needs the {} role in tenant {slug}",

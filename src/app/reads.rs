@@ -98,20 +98,20 @@ impl App {
             ));
         }
         let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
-        let export = self.export_events(principal, slug, request, now)?;
+        let export = self.export_events(principal, slug, request, now).await?;
         export.page(self, cursor, limit).await
     }
 
     /// Checks access and the filters of an export; its pages are then read with
     /// [`EventExport::page`] until one comes back without a next cursor.
-    pub fn export_events(
+    pub async fn export_events(
         &self,
         principal: &Principal,
         slug: &str,
         request: EventQuery,
         now: u64,
     ) -> Result<EventExport, AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let tenant = self.tenant_for(principal, slug, Role::Viewer).await?;
         let (from, to) = resolve(&request.time, now)?;
         let outcome = parse_outcome(request.outcome.as_deref())?;
         let ip = match request.ip.as_deref() {
@@ -142,7 +142,7 @@ impl App {
         slug: &str,
         seq: u64,
     ) -> Result<StoredEvent, AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let tenant = self.tenant_for(principal, slug, Role::Viewer).await?;
         self.store
             .read(move |snap| snap.event(tenant.id, seq))
             .await?
@@ -158,7 +158,7 @@ impl App {
         client_id: Option<String>,
         now: u64,
     ) -> Result<Stats, AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let tenant = self.tenant_for(principal, slug, Role::Viewer).await?;
         let (from, to) = resolve(&time, now)?;
         let range = HourRange::covering(from, to);
         let stats = self
@@ -215,7 +215,7 @@ impl App {
         request: SeriesQuery,
         now: u64,
     ) -> Result<(SeriesRequest, Vec<Series>), AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let tenant = self.tenant_for(principal, slug, Role::Viewer).await?;
         let (from, to) = resolve(&request.time, now)?;
         let interval = match request.interval.as_deref() {
             Some(text) => Interval::parse(text).ok_or_else(|| {
@@ -299,7 +299,7 @@ impl App {
         request: TopQuery,
         now: u64,
     ) -> Result<(HourRange, Vec<TopItem>), AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let tenant = self.tenant_for(principal, slug, Role::Viewer).await?;
         let TopQuery {
             time,
             dim,
@@ -347,7 +347,7 @@ impl App {
         token: String,
         now: u64,
     ) -> Result<TokenSummary, AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let tenant = self.tenant_for(principal, slug, Role::Viewer).await?;
         let shown = token.clone();
         self.store
             .read(move |snap| query::tokens::summary(snap, tenant.id, &token, now))
@@ -366,7 +366,7 @@ impl App {
         cursor: Option<String>,
         now: u64,
     ) -> Result<query::tokens::TokenPage, AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Viewer)?;
+        let tenant = self.tenant_for(principal, slug, Role::Viewer).await?;
         let days = inactive_days.unwrap_or(30);
         if days > 3650 {
             return Err(AppError::field(

@@ -18,15 +18,15 @@ async fn app() -> (tempfile::TempDir, App, Bootstrap) {
 async fn bootstrap_once_and_keys_authenticate() {
     let (_dir, app, boot) = app().await;
     assert!(matches!(
-        app.authenticate(&boot.ingest_key),
+        app.authenticate(&boot.ingest_key).await,
         Ok(Principal::Ingest { .. })
     ));
     assert!(matches!(
-        app.authenticate(&boot.owner_token),
+        app.authenticate(&boot.owner_token).await,
         Ok(Principal::User { owner: true, .. })
     ));
     assert!(matches!(
-        app.authenticate("gw_ingest_nope"),
+        app.authenticate("gw_ingest_nope").await,
         Err(AppError::Unauthorized(_))
     ));
     let again = app.bootstrap(BootstrapOptions::default(), NOW).await;
@@ -36,8 +36,8 @@ async fn bootstrap_once_and_keys_authenticate() {
 #[tokio::test]
 async fn tenant_walls() {
     let (_dir, app, boot) = app().await;
-    let owner = app.authenticate(&boot.owner_token).expect("auth");
-    let ingest = app.authenticate(&boot.ingest_key).expect("auth");
+    let owner = app.authenticate(&boot.owner_token).await.expect("auth");
+    let ingest = app.authenticate(&boot.ingest_key).await.expect("auth");
     app.create_tenant(&owner, "other", None, NOW)
         .await
         .expect("creates");
@@ -52,20 +52,20 @@ async fn tenant_walls() {
         )
         .await
         .expect("key");
-    let other = app.authenticate(&other_key.secret).expect("auth");
+    let other = app.authenticate(&other_key.secret).await.expect("auth");
     // An ingest key reading its own tenant is forbidden; another tenant is not found.
     assert!(matches!(
-        app.tenant_for(&ingest, "default", Role::Viewer),
+        app.tenant_for(&ingest, "default", Role::Viewer).await,
         Err(AppError::Forbidden(_))
     ));
     assert!(matches!(
-        app.tenant_for(&other, "default", Role::Viewer),
+        app.tenant_for(&other, "default", Role::Viewer).await,
         Err(AppError::NotFound(_))
     ));
     app.revoke_key(&owner, "other", other_key.info.id)
         .await
         .expect("revokes");
-    assert!(app.authenticate(&other_key.secret).is_err());
+    assert!(app.authenticate(&other_key.secret).await.is_err());
     // Revoking through the wrong tenant is not found.
     let k = app
         .create_key(
@@ -87,8 +87,8 @@ async fn tenant_walls() {
 #[tokio::test]
 async fn ingest_then_read_stats_and_events() {
     let (_dir, app, boot) = app().await;
-    let ingest = app.authenticate(&boot.ingest_key).expect("auth");
-    let owner = app.authenticate(&boot.owner_token).expect("auth");
+    let ingest = app.authenticate(&boot.ingest_key).await.expect("auth");
+    let owner = app.authenticate(&boot.owner_token).await.expect("auth");
     let body = br#"[{"type":"token.issued","grant_type":"authorization_code","client_id":"web"},
         {"type":"token.refreshed","client_id":"web"},{"type":"auth.invalid_client"}]"#;
     let receipt = app

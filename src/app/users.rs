@@ -83,8 +83,12 @@ impl App {
         user: &str,
         role: Role,
     ) -> Result<MemberInfo, AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Admin)?;
-        let found = self.store.snapshot()?.user_by_name(user)?;
+        let tenant = self.tenant_for(principal, slug, Role::Admin).await?;
+        let wanted = user.to_owned();
+        let found = self
+            .store
+            .read(move |snap| snap.user_by_name(&wanted))
+            .await?;
         let user = found.ok_or_else(|| {
             AppError::field("unknown_user", "user", format!("no user named {user}"))
         })?;
@@ -105,16 +109,21 @@ impl App {
         principal: &Principal,
         slug: &str,
     ) -> Result<Vec<MemberInfo>, AppError> {
-        let tenant = self.tenant_for(principal, slug, Role::Admin)?;
+        let tenant = self.tenant_for(principal, slug, Role::Admin).await?;
         Ok(self.store.read(move |snap| snap.members(tenant.id)).await?)
     }
 
     /// The id of user `name`, for an owner making a key that acts as that user.
-    pub(super) fn user_for_key(&self, principal: &Principal, name: &str) -> Result<u32, AppError> {
+    pub(super) async fn user_for_key(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<u32, AppError> {
         require_owner(principal, "create keys that act as another user")?;
+        let wanted = name.to_owned();
         self.store
-            .snapshot()?
-            .user_by_name(name)?
+            .read(move |snap| snap.user_by_name(&wanted))
+            .await?
             .map(|u| u.id)
             .ok_or_else(|| AppError::field("unknown_user", "user", format!("no user named {name}")))
     }

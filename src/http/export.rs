@@ -33,7 +33,7 @@ pub async fn events(
     app: &Arc<App>,
     tenant: &str,
 ) -> Result<Response<Body>, AppError> {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let q = Query::parse(&request);
     let format = match q.get("format").unwrap_or("ndjson") {
         "ndjson" => Format::Ndjson,
@@ -46,7 +46,9 @@ pub async fn events(
             ))
         }
     };
-    let export = app.export_events(&principal, tenant, event_query(&q)?, now_ms())?;
+    let export = app
+        .export_events(&principal, tenant, event_query(&q)?, now_ms())
+        .await?;
     // The first page is read before answering, so that its errors still get a status.
     let first = export.page(app, None, PAGE).await?;
     let (tx, rx) = mpsc::channel(4);

@@ -14,7 +14,7 @@ use crate::model::time::parse_rfc3339_ms;
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 /// The verified caller of a request.
-pub fn principal(request: &Request<Incoming>, app: &App) -> Result<Principal, AppError> {
+pub async fn principal(request: &Request<Incoming>, app: &App) -> Result<Principal, AppError> {
     let header = request
         .headers()
         .get(AUTHORIZATION)
@@ -28,7 +28,7 @@ pub fn principal(request: &Request<Incoming>, app: &App) -> Result<Principal, Ap
         .ok_or_else(|| {
             AppError::Unauthorized("the Authorization header must be `Bearer <key>`".into())
         })?;
-    app.authenticate(key)
+    app.authenticate(key).await
 }
 
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] before reading it when the

@@ -128,7 +128,7 @@ fn json_body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, AppError> 
 }
 
 async fn ingest(request: Request<Incoming>, app: &App) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let format = request::ingest_format(&request)?;
     let body = request::body(request).await?;
     let receipt = app.ingest(&principal, &body, format, now_ms()).await?;
@@ -136,7 +136,7 @@ async fn ingest(request: Request<Incoming>, app: &App) -> Answer {
 }
 
 async fn list_tenants(request: Request<Incoming>, app: &App) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let tenants = app.list_tenants(&principal).await?;
     let list: Vec<_> = tenants.iter().map(wire::tenant).collect();
     Ok(json_response(StatusCode::OK, &json!({ "tenants": list })))
@@ -150,7 +150,7 @@ struct NewTenant {
 }
 
 async fn create_tenant(request: Request<Incoming>, app: &App) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let body: NewTenant = json_body(&request::body(request).await?)?;
     let tenant = app
         .create_tenant(&principal, &body.slug, body.name.as_deref(), now_ms())
@@ -159,7 +159,7 @@ async fn create_tenant(request: Request<Incoming>, app: &App) -> Answer {
 }
 
 async fn list_keys(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let keys = app.list_keys(&principal, tenant).await?;
     let list: Vec<_> = keys.iter().map(wire::key).collect();
     Ok(json_response(StatusCode::OK, &json!({ "keys": list })))
@@ -176,9 +176,10 @@ struct NewKey {
 }
 
 async fn create_key(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     // Authorise before reading the body, so a stranger learns nothing from its errors.
-    app.tenant_for(&principal, tenant, crate::model::Role::Admin)?;
+    app.tenant_for(&principal, tenant, crate::model::Role::Admin)
+        .await?;
     let body: NewKey = json_body(&request::body(request).await?)?;
     let kind = KeyKind::parse(&body.kind)
         .ok_or_else(|| AppError::field("invalid_field", "kind", "must be ingest or admin"))?;
@@ -198,7 +199,7 @@ async fn create_key(request: Request<Incoming>, app: &App, tenant: &str) -> Answ
 }
 
 async fn revoke_key(request: Request<Incoming>, app: &App, tenant: &str, id: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let id: u64 = id
         .parse()
         .map_err(|_| AppError::NotFound(format!("key {id} not found")))?;
@@ -225,7 +226,7 @@ pub(super) fn event_query(q: &Query) -> Result<EventQuery, AppError> {
 }
 
 async fn list_events(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let query = event_query(&Query::parse(&request))?;
     let page = app.list_events(&principal, tenant, query, now_ms()).await?;
     let events: Vec<_> = page.events.iter().map(|e| wire::event(e, tenant)).collect();
@@ -237,7 +238,7 @@ async fn list_events(request: Request<Incoming>, app: &App, tenant: &str) -> Ans
 }
 
 async fn one_event(request: Request<Incoming>, app: &App, tenant: &str, seq: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let seq: u64 = seq
         .parse()
         .map_err(|_| AppError::NotFound(format!("event {seq} not found")))?;
@@ -246,7 +247,7 @@ async fn one_event(request: Request<Incoming>, app: &App, tenant: &str, seq: &st
 }
 
 async fn stats(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let q = Query::parse(&request);
     let stats = app
         .stats(
@@ -261,7 +262,7 @@ async fn stats(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
 }
 
 async fn list_users(request: Request<Incoming>, app: &App) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let users = app.list_users(&principal).await?;
     let list: Vec<_> = users.iter().map(wire::user).collect();
     Ok(json_response(StatusCode::OK, &json!({ "users": list })))
@@ -275,7 +276,7 @@ struct NewUser {
 }
 
 async fn create_user(request: Request<Incoming>, app: &App) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let body: NewUser = json_body(&request::body(request).await?)?;
     let user = app
         .create_user(&principal, &body.name, &body.password, now_ms())
@@ -284,7 +285,7 @@ async fn create_user(request: Request<Incoming>, app: &App) -> Answer {
 }
 
 async fn list_members(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let members = app.list_members(&principal, tenant).await?;
     let list: Vec<_> = members.iter().map(wire::member).collect();
     Ok(json_response(StatusCode::OK, &json!({ "members": list })))
@@ -298,8 +299,9 @@ struct NewMember {
 }
 
 async fn set_member(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
-    app.tenant_for(&principal, tenant, crate::model::Role::Admin)?;
+    let principal = request::principal(&request, app).await?;
+    app.tenant_for(&principal, tenant, crate::model::Role::Admin)
+        .await?;
     let body: NewMember = json_body(&request::body(request).await?)?;
     let role = crate::model::Role::parse(&body.role).ok_or_else(|| {
         AppError::field("invalid_field", "role", "must be viewer, editor or admin")
@@ -309,7 +311,7 @@ async fn set_member(request: Request<Incoming>, app: &App, tenant: &str) -> Answ
 }
 
 async fn timeseries(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let q = Query::parse(&request);
     let query = SeriesQuery {
         time: q.time_spec()?,
@@ -325,7 +327,7 @@ async fn timeseries(request: Request<Incoming>, app: &App, tenant: &str) -> Answ
 }
 
 async fn top(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let q = Query::parse(&request);
     let query = TopQuery {
         time: q.time_spec()?,
@@ -342,7 +344,7 @@ async fn top(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
 }
 
 async fn token_summary(request: Request<Incoming>, app: &App, tenant: &str, token: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let token = percent_encoding::percent_decode_str(token)
         .decode_utf8()
         .map_err(|_| AppError::NotFound("token not found".into()))?
@@ -357,7 +359,7 @@ async fn token_summary(request: Request<Incoming>, app: &App, tenant: &str, toke
 }
 
 async fn inactive_tokens(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
-    let principal = request::principal(&request, app)?;
+    let principal = request::principal(&request, app).await?;
     let q = Query::parse(&request);
     let (page, next) = app
         .inactive_tokens(
