@@ -9,6 +9,8 @@
 //! - `ndjson`: writes the same deterministic event mix as NDJSON to stdout, for
 //!   import paths that accept older timestamps.
 //! - `query`: sequential GETs of read endpoints with latency percentiles per path.
+//! - `pg-csv`: the same mix as CSV rows of the Postgres reference table
+//!   (`audit_logs`), for the side-by-side run of `bench/run.sh`.
 //!
 //! See `bench/README.md` for examples.
 #![forbid(unsafe_code)]
@@ -21,6 +23,8 @@ mod events;
 mod fill;
 #[path = "loadgen/ingest.rs"]
 mod ingest;
+#[path = "loadgen/pg.rs"]
+mod pg;
 #[path = "loadgen/query.rs"]
 mod query;
 #[path = "loadgen/rng.rs"]
@@ -57,6 +61,8 @@ enum Command {
     Ndjson(fill::NdjsonArgs),
     /// Benchmark read endpoints with sequential GETs.
     Query(Box<query::QueryArgs>),
+    /// Write the event mix as CSV rows of the Postgres reference `audit_logs` table.
+    PgCsv(pg::PgCsvArgs),
 }
 
 /// Sizes of the entity pools the event mix draws from.
@@ -134,8 +140,10 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Ndjson(args) = &cli.command {
-        return fill::write_ndjson(args);
+    match &cli.command {
+        Command::Ndjson(args) => return fill::write_ndjson(args),
+        Command::PgCsv(args) => return pg::write_csv(args),
+        _ => {}
     }
     let threads = match cli.threads {
         Some(0) => anyhow::bail!("--threads must be at least 1"),
@@ -153,6 +161,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Fill(args) => fill::run(*args).await,
             Command::Query(args) => query::run(*args).await,
             Command::Ndjson(args) => fill::write_ndjson(&args),
+            Command::PgCsv(args) => pg::write_csv(&args),
         }
     })
 }
