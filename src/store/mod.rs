@@ -36,6 +36,10 @@ use writer::{Command, Writer};
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "gatewatch.redb";
 
+/// redb's page cache. Its default (1 GiB) let a server that bulk-loaded 10 M events grow to
+/// 1.2 GiB of RSS; beyond this cache, reads fall back on the kernel's page cache.
+pub const CACHE_BYTES: usize = 128 * 1024 * 1024;
+
 /// How the writer batches.
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -76,7 +80,9 @@ impl Store {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Storage(format!("creating {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
-        let db = Database::create(&path)?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)?;
         let (next_seq, sketch_seq) = migrate::prepare(&db)?;
         let names = migrate::load_names(&db)?;
         let db = Arc::new(db);
