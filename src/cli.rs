@@ -214,7 +214,7 @@ fn print_bootstrap(boot: &crate::app::Bootstrap) {
 }
 
 async fn serve(config: Config) -> Result<()> {
-    let app = Arc::new(App::new(open_store(&config)?)?);
+    let app = Arc::new(App::with_settings(open_store(&config)?, config.web())?);
     if !app.is_bootstrapped()? {
         let boot = app.bootstrap(BootstrapOptions::default(), now_ms()).await?;
         print_bootstrap(&boot);

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::app::WebSettings;
 use crate::http::Limits;
 use crate::store::WriterConfig;
 
@@ -26,6 +27,27 @@ pub struct Config {
     pub log: String,
     pub server: ServerConfig,
     pub ingest: IngestConfig,
+    pub dashboard: DashboardConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// A dashboard session ends this long after its login.
+    pub session_ttl_s: u64,
+    /// Mark the session cookie `Secure`: set it when users reach gatewatch over HTTPS
+    /// (a TLS-terminating proxy in front of it).
+    pub secure_cookies: bool,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        let web = WebSettings::default();
+        DashboardConfig {
+            session_ttl_s: web.session_ttl_ms / 1000,
+            secure_cookies: web.secure_cookies,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +78,7 @@ impl Default for Config {
             log: "info".into(),
             server: ServerConfig::default(),
             ingest: IngestConfig::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 }
@@ -169,6 +192,8 @@ impl Config {
             "INGEST__QUEUE_CAPACITY" => self.ingest.queue_capacity = parse(key, value)?,
             "INGEST__MAX_GROUP_EVENTS" => self.ingest.max_group_events = parse(key, value)?,
             "INGEST__ENQUEUE_WAIT_MS" => self.ingest.enqueue_wait_ms = parse(key, value)?,
+            "DASHBOARD__SESSION_TTL_S" => self.dashboard.session_ttl_s = parse(key, value)?,
+            "DASHBOARD__SECURE_COOKIES" => self.dashboard.secure_cookies = parse(key, value)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -187,6 +212,7 @@ impl Config {
                 "ingest.max_group_events",
                 self.ingest.max_group_events as u64,
             ),
+            ("dashboard.session_ttl_s", self.dashboard.session_ttl_s),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -206,6 +232,14 @@ impl Config {
             request_timeout: Duration::from_secs(self.server.request_timeout_s),
             drain_timeout: Duration::from_secs(self.server.drain_timeout_s),
             ..Limits::default()
+        }
+    }
+
+    pub fn web(&self) -> WebSettings {
+        WebSettings {
+            session_ttl_ms: self.dashboard.session_ttl_s.saturating_mul(1000),
+            secure_cookies: self.dashboard.secure_cookies,
+            ..WebSettings::default()
         }
     }
 

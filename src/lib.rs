@@ -7,6 +7,7 @@
 //! - [`query`]: read-side answers (stats, event lists) built on the store's read methods.
 //! - [`app`]: every use case, written once, called by `http`, `cli` and `jobs`.
 //! - [`http`]: the only module that knows hyper and the wire format.
+//! - [`web`]: the dashboard's pages (askama templates, embedded assets), served by `http`.
 //! - [`jobs`]: background loops that stop on shutdown.
 //! - [`config`], [`cli`]: configuration and the command line.
 #![forbid(unsafe_code)]
@@ -20,3 +21,4 @@ pub mod jobs;
 pub mod model;
 pub mod query;
 pub mod store;
+pub mod web;

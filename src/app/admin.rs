@@ -231,6 +231,12 @@ impl App {
                 "tenant slugs are [a-z0-9][a-z0-9-]{0,62}",
             )
         })?;
+        if slug.as_str() == super::SYSTEM_TENANT {
+            return Err(AppError::Conflict {
+                code: "tenant_exists",
+                message: format!("the tenant {slug} is reserved for gatewatch's own events"),
+            });
+        }
         let name = name.unwrap_or(slug.as_str()).trim().to_owned();
         if name.is_empty() || name.chars().count() > 128 {
             return Err(AppError::field(

@@ -30,6 +30,9 @@ pub enum AppError {
     /// Not ready, overloaded or shutting down; try again after `retry_after_s`.
     #[error("{message}")]
     Unavailable { message: String, retry_after_s: u32 },
+    /// Too many attempts (logins); try again after `retry_after_s`.
+    #[error("{message}")]
+    Throttled { message: String, retry_after_s: u32 },
     /// A bug or a storage failure; the details are logged, not sent.
     #[error("internal error")]
     Internal(String),

@@ -7,20 +7,26 @@ mod admin;
 mod error;
 mod reads;
 pub mod secrets;
+mod sessions;
+mod throttle;
 mod users;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, OnceLock, RwLock};
 
 pub use admin::{Bootstrap, BootstrapOptions, CreatedKey};
 pub use error::AppError;
 pub use reads::{
-    encode_cursor, parse_ip_filter, EventExport, EventQuery, SeriesQuery, TimeSpec, TopQuery,
+    encode_cursor, parse_ip_filter, parse_time_param, EventExport, EventQuery, SeriesQuery,
+    TimeSpec, TopQuery,
 };
+pub use sessions::{LoginAttempt, NewSession, Session, WebSettings, SYSTEM_TENANT};
+pub use throttle::ThrottlePolicy;
 
 use crate::ingest::{self, BodyFormat};
 use crate::model::{Role, TenantSlug};
+use crate::store::records::SessionRecord;
 use crate::store::{IngestIds, KeyInfo, Store, TenantInfo};
 
 /// Who is calling, once their bearer key is verified.
@@ -37,6 +43,12 @@ pub struct App {
     store: Store,
     /// SHA-256 of each live key → its record. Mirrors the `api_keys` table.
     keys: RwLock<HashMap<[u8; 32], KeyInfo>>,
+    /// SHA-256 of each dashboard session's secret → its record. Mirrors `sessions`.
+    sessions: RwLock<HashMap<[u8; 32], SessionRecord>>,
+    throttle: Mutex<throttle::LoginThrottle>,
+    web: WebSettings,
+    /// The id of the tenant of gatewatch's own events, once known.
+    system_tenant: OnceLock<u32>,
     shutting_down: AtomicBool,
 }
 
@@ -49,17 +61,28 @@ pub struct IngestReceipt {
 }
 
 impl App {
-    /// Builds the application over an open store, loading the key cache.
+    /// Builds the application over an open store with the default dashboard settings.
     pub fn new(store: Store) -> Result<App, AppError> {
-        let keys = store
-            .snapshot()?
-            .keys()?
+        App::with_settings(store, WebSettings::default())
+    }
+
+    /// Builds the application over an open store, loading the key and session caches.
+    pub fn with_settings(store: Store, web: WebSettings) -> Result<App, AppError> {
+        let snapshot = store.snapshot()?;
+        let keys = snapshot.keys()?.into_iter().map(|k| (k.hash, k)).collect();
+        let sessions = snapshot
+            .sessions()?
             .into_iter()
-            .map(|k| (k.hash, k))
+            .map(|s| (s.hash, s))
             .collect();
+        drop(snapshot);
         Ok(App {
             store,
             keys: RwLock::new(keys),
+            sessions: RwLock::new(sessions),
+            throttle: Mutex::new(throttle::LoginThrottle::new(web.throttle)),
+            web,
+            system_tenant: OnceLock::new(),
             shutting_down: AtomicBool::new(false),
         })
     }
@@ -120,6 +143,26 @@ impl App {
         slug: &str,
         role: Role,
     ) -> Result<TenantInfo, AppError> {
+        let (tenant, have) = self.tenant_access(principal, slug).await?;
+        if have >= role {
+            Ok(tenant)
+        } else {
+            Err(AppError::Forbidden(format!(
+                "this needs the {} role in tenant {}",
+                role.as_str(),
+                tenant.slug
+            )))
+        }
+    }
+
+    /// The tenant `slug` and the role `principal` has in it (the owner is an admin
+    /// everywhere). A tenant the caller cannot see is "not found"; for an ingest key its
+    /// own tenant is "forbidden": it may only ingest and check.
+    pub async fn tenant_access(
+        &self,
+        principal: &Principal,
+        slug: &str,
+    ) -> Result<(TenantInfo, Role), AppError> {
         let not_found = || AppError::NotFound(format!("tenant {slug} not found"));
         let slug = TenantSlug::parse(slug).ok_or_else(not_found)?;
         let member = match *principal {
@@ -142,13 +185,9 @@ impl App {
             .await?;
         let tenant = tenant.ok_or_else(not_found)?;
         match *principal {
-            Principal::User { owner: true, .. } => Ok(tenant),
+            Principal::User { owner: true, .. } => Ok((tenant, Role::Admin)),
             Principal::User { .. } => match member_role {
-                Some(have) if have >= role => Ok(tenant),
-                Some(_) => Err(AppError::Forbidden(format!(
-                    "this needs the {} role in tenant {slug}",
-                    role.as_str()
-                ))),
+                Some(have) => Ok((tenant, have)),
                 None => Err(not_found()),
             },
             Principal::Ingest { tenant: own, .. } if own == tenant.id => Err(AppError::Forbidden(

@@ -37,6 +37,53 @@ pub struct EventQuery {
     pub cursor: Option<String>,
 }
 
+impl EventQuery {
+    /// The filters of an event listing from named parameters (a URL's query, a page's
+    /// form): the same names and parsing for the API and the dashboard.
+    pub fn from_params<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Result<EventQuery, AppError> {
+        let text = |name: &str| get(name).map(str::to_owned);
+        let time = |name: &str| get(name).map(|v| parse_time_param(name, v)).transpose();
+        let limit = get("limit")
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    AppError::field("invalid_field", "limit", "`limit` must be an integer")
+                })
+            })
+            .transpose()?;
+        Ok(EventQuery {
+            time: TimeSpec {
+                from: time("from")?,
+                to: time("to")?,
+                range: text("range"),
+            },
+            event_type: text("type"),
+            outcome: text("outcome"),
+            client_id: text("client_id"),
+            user_id: text("user_id"),
+            token: text("token"),
+            ip: text("ip"),
+            q: text("q"),
+            limit: limit.map(|n| n.min(usize::MAX as u64) as usize),
+            cursor: text("cursor"),
+        })
+    }
+}
+
+/// A time parameter: RFC 3339 or epoch milliseconds.
+pub fn parse_time_param(name: &str, value: &str) -> Result<u64, AppError> {
+    value
+        .parse::<u64>()
+        .ok()
+        .or_else(|| crate::model::time::parse_rfc3339_ms(value))
+        .ok_or_else(|| {
+            AppError::field(
+                "invalid_field",
+                name,
+                format!("`{name}` must be an RFC 3339 time or epoch milliseconds"),
+            )
+        })
+}
+
 /// Largest page of events.
 pub const MAX_EVENTS_LIMIT: usize = 1000;
 const DEFAULT_EVENTS_LIMIT: usize = 50;
@@ -203,6 +250,7 @@ pub struct SeriesQuery {
     pub group_by: Option<String>,
     /// Comma-separated event types.
     pub types: Option<String>,
+    pub client_id: Option<String>,
 }
 
 impl App {
@@ -271,6 +319,7 @@ impl App {
             to,
             group_by,
             types,
+            client: request.client_id,
         };
         let asked = series_request.clone();
         let series = self

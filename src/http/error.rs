@@ -41,6 +41,12 @@ pub fn error_response(error: &AppError) -> Response<Body> {
             message.clone(),
             None,
         ),
+        AppError::Throttled { message, .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            message.clone(),
+            None,
+        ),
         AppError::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             (
@@ -80,7 +86,7 @@ pub fn error_response(error: &AppError) -> Response<Body> {
         AppError::Unauthorized(_) => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        AppError::Unavailable { retry_after_s, .. } => {
+        AppError::Unavailable { retry_after_s, .. } | AppError::Throttled { retry_after_s, .. } => {
             headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_s));
         }
         _ => {}

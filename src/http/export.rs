@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::request::{self, Query};
 use super::router::event_query;
 use super::{wire, Body, BodyError};
-use crate::app::{App, AppError, EventExport};
+use crate::app::{App, AppError, EventExport, Principal};
 use crate::model::time::now_ms;
 use crate::store::EventPage;
 
@@ -28,13 +28,24 @@ enum Format {
     Csv,
 }
 
+/// `GET /api/v1/tenants/{t}/events/export` (bearer key).
 pub async fn events(
     request: Request<Incoming>,
     app: &Arc<App>,
     tenant: &str,
 ) -> Result<Response<Body>, AppError> {
     let principal = request::principal(&request, app).await?;
-    let q = Query::parse(&request);
+    stream(app, &principal, tenant, &Query::parse(&request)).await
+}
+
+/// Streams the events of `tenant` matching the filters of `q` (the API's and the
+/// dashboard's export).
+pub async fn stream(
+    app: &Arc<App>,
+    principal: &Principal,
+    tenant: &str,
+    q: &Query,
+) -> Result<Response<Body>, AppError> {
     let format = match q.get("format").unwrap_or("ndjson") {
         "ndjson" => Format::Ndjson,
         "csv" => Format::Csv,
@@ -47,7 +58,7 @@ pub async fn events(
         }
     };
     let export = app
-        .export_events(&principal, tenant, event_query(&q)?, now_ms())
+        .export_events(principal, tenant, event_query(q)?, now_ms())
         .await?;
     // The first page is read before answering, so that its errors still get a status.
     let first = export.page(app, None, PAGE).await?;

@@ -4,6 +4,7 @@
 //! read timeout (hyper, with a timer, so a slowloris client is cut off), a per-request
 //! timeout, a connection cap, and body size (see `request`).
 
+mod dashboard;
 mod error;
 mod export;
 mod request;
@@ -138,11 +139,15 @@ async fn handle(
     );
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    headers.insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    // Dashboard pages set their own policy and caching; everything else gets the strictest.
+    headers
+        .entry("content-security-policy")
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
+    headers
+        .entry("cache-control")
+        .or_insert(HeaderValue::from_static("no-store"));
     Ok(response)
 }
 

@@ -8,7 +8,6 @@ use hyper::Request;
 
 use crate::app::{App, AppError, Principal, TimeSpec};
 use crate::ingest::BodyFormat;
-use crate::model::time::parse_rfc3339_ms;
 
 /// Largest request body: 8 MiB.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -121,18 +120,7 @@ impl Query {
     /// A time parameter: RFC 3339 or epoch milliseconds.
     pub fn time(&self, name: &str) -> Result<Option<u64>, AppError> {
         self.get(name)
-            .map(|v| {
-                v.parse::<u64>()
-                    .ok()
-                    .or_else(|| parse_rfc3339_ms(v))
-                    .ok_or_else(|| {
-                        AppError::field(
-                            "invalid_field",
-                            name,
-                            format!("`{name}` must be an RFC 3339 time or epoch milliseconds"),
-                        )
-                    })
-            })
+            .map(|v| crate::app::parse_time_param(name, v))
             .transpose()
     }
 

@@ -17,17 +17,16 @@ use crate::model::KeyKind;
 type Answer = Result<Response<Body>, AppError>;
 
 /// Answers one request. Never panics on any input; every failure is an API error body.
-pub async fn route(
-    request: Request<Incoming>,
-    app: &Arc<App>,
-    _peer: SocketAddr,
-) -> Response<Body> {
+pub async fn route(request: Request<Incoming>, app: &Arc<App>, peer: SocketAddr) -> Response<Body> {
     let path = request.uri().path().to_owned();
     let segments: Vec<&str> = path
         .trim_start_matches('/')
         .trim_end_matches('/')
         .split('/')
         .collect();
+    if !matches!(segments.first(), Some(&("api" | "healthz" | "readyz"))) {
+        return super::dashboard::route(request, app, peer).await;
+    }
     let method = request.method().clone();
     let answer = match (segments.as_slice(), &method) {
         (["healthz"], &Method::GET) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
@@ -209,20 +208,7 @@ async fn revoke_key(request: Request<Incoming>, app: &App, tenant: &str, id: &st
 
 /// The filters shared by `/events` and `/events/export`.
 pub(super) fn event_query(q: &Query) -> Result<EventQuery, AppError> {
-    Ok(EventQuery {
-        time: q.time_spec()?,
-        event_type: q.string("type"),
-        outcome: q.string("outcome"),
-        client_id: q.string("client_id"),
-        user_id: q.string("user_id"),
-        token: q.string("token"),
-        ip: q.string("ip"),
-        q: q.string("q"),
-        limit: q
-            .number("limit")?
-            .map(|n| n.min(usize::MAX as u64) as usize),
-        cursor: q.string("cursor"),
-    })
+    EventQuery::from_params(|name| q.get(name))
 }
 
 async fn list_events(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
@@ -318,6 +304,7 @@ async fn timeseries(request: Request<Incoming>, app: &App, tenant: &str) -> Answ
         interval: q.string("interval"),
         group_by: q.string("group_by"),
         types: q.string("types"),
+        client_id: q.string("client_id"),
     };
     let (asked, series) = app.timeseries(&principal, tenant, query, now_ms()).await?;
     Ok(json_response(

@@ -19,13 +19,19 @@ pub fn spawn_all(
     vec![tokio::spawn(prune_dedup_keys(app, shutdown))]
 }
 
-/// Deletes idempotency keys older than the 7-day window, once an hour (and once at start).
+/// Deletes idempotency keys older than the 7-day window and expired dashboard sessions, once
+/// an hour (and once at start).
 async fn prune_dedup_keys(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
     loop {
         match app.prune_dedup_keys(now_ms()).await {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "pruned expired idempotency keys"),
             Err(error) => tracing::warn!(%error, "pruning idempotency keys failed"),
+        }
+        match app.prune_sessions(now_ms()).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "pruned expired dashboard sessions"),
+            Err(error) => tracing::warn!(%error, "pruning dashboard sessions failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(DEDUP_PRUNE_EVERY) => {}

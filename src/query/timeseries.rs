@@ -77,6 +77,8 @@ pub struct SeriesRequest {
     pub group_by: GroupBy,
     /// Only these event types, when given.
     pub types: Option<Vec<String>>,
+    /// Only this client's events, when given (read from the per-client counters).
+    pub client: Option<String>,
 }
 
 /// One series: its key and a count per bucket start (epoch ms), in time order.
@@ -98,33 +100,52 @@ pub fn timeseries(
     let names = snap.names();
     let width = request.interval.millis();
     let (first, last) = ((request.from / width) as u32, (request.to / width) as u32);
-    let dim = match request.group_by {
-        GroupBy::GrantType => Dim::GrantType,
-        GroupBy::ClientId => Dim::Client,
-        GroupBy::Nothing | GroupBy::Type | GroupBy::Outcome => Dim::Type,
+    // A client never seen has no events: every bucket is zero.
+    let client = request.client.as_deref().map(|name| names.id(name).ok_or(()));
+    let dim = match (request.group_by, client) {
+        (_, Some(Err(()))) => None,
+        (GroupBy::GrantType, Some(Ok(_))) => Some(Dim::ClientGrant),
+        (_, Some(Ok(_))) | (GroupBy::ClientId, None) => Some(Dim::Client),
+        (GroupBy::GrantType, None) => Some(Dim::GrantType),
+        (GroupBy::Nothing | GroupBy::Type | GroupBy::Outcome, None) => Some(Dim::Type),
     };
     let wanted_types: Option<Vec<u32>> = request
         .types
         .as_ref()
         .map(|types| types.iter().filter_map(|t| names.id(t)).collect());
-    let value = (dim == Dim::Type).then_some(0);
-    let rows = snap.counters(
-        tenant,
-        request.interval.granularity(),
-        dim,
-        value,
-        first,
-        last,
-    )?;
+    let value = match (dim, client) {
+        (_, Some(Ok(id))) => Some(id),
+        (Some(Dim::Type), _) => Some(0),
+        _ => None,
+    };
+    let rows = match dim {
+        Some(dim) => snap.counters(
+            tenant,
+            request.interval.granularity(),
+            dim,
+            value,
+            first,
+            last,
+        )?,
+        None => Vec::new(),
+    };
+    // Per-client grant counters keep the grant in the type slot; they count token.issued.
+    let client_grants = dim == Some(Dim::ClientGrant);
+    let issued = names.id("token.issued");
     let buckets = (last - first) as usize;
     let mut series: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     if request.group_by == GroupBy::Nothing {
         series.insert("total".to_owned(), vec![0; buckets]);
     }
     for row in rows {
+        let type_id = if client_grants {
+            issued
+        } else {
+            Some(row.type_id)
+        };
         if wanted_types
             .as_ref()
-            .is_some_and(|types| !types.contains(&row.type_id))
+            .is_some_and(|types| !type_id.is_some_and(|t| types.contains(&t)))
         {
             continue;
         }
@@ -132,6 +153,7 @@ pub fn timeseries(
             GroupBy::Nothing => "total",
             GroupBy::Type => names.text(row.type_id).unwrap_or("?"),
             GroupBy::Outcome => Outcome::from_code(row.outcome).map_or("?", Outcome::as_str),
+            GroupBy::GrantType if client_grants => names.text(row.type_id).unwrap_or("?"),
             GroupBy::GrantType | GroupBy::ClientId => names.text(row.value).unwrap_or("?"),
         };
         let counts = series

@@ -5,7 +5,7 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::codec::{decode, encode};
 use super::read::Snapshot;
-use super::records::{KeyRecord, TenantRecord, UserRecord};
+use super::records::{KeyRecord, SessionRecord, TenantRecord, UserRecord};
 use super::tables::*;
 use super::StoreError;
 use crate::model::Role;
@@ -156,6 +156,51 @@ pub fn delete_key(txn: &WriteTransaction, tenant: u32, id: u64) -> Result<KeyRec
     Ok(record)
 }
 
+/// The tenant of `slug`, created (without members) when there is none.
+pub fn tenant_or_create(
+    txn: &WriteTransaction,
+    slug: &str,
+    name: &str,
+    now: u64,
+) -> Result<TenantInfo, StoreError> {
+    let found = txn.open_table(TENANT_SLUGS)?.get(slug)?.map(|v| v.value());
+    match found {
+        Some(id) => {
+            let bytes = txn
+                .open_table(TENANTS)?
+                .get(id)?
+                .map(|v| v.value().to_vec());
+            let bytes = bytes.ok_or_else(|| {
+                StoreError::Corrupt(format!("tenant {id} has a slug but no record"))
+            })?;
+            let record: TenantRecord = decode(&bytes, "tenant")?;
+            Ok(TenantInfo {
+                id,
+                slug: record.slug,
+                name: record.name,
+                created_at: record.created_at,
+            })
+        }
+        None => create_tenant(txn, slug, name, now),
+    }
+}
+
+/// Stores a new dashboard session.
+pub fn insert_session(txn: &WriteTransaction, record: &SessionRecord) -> Result<(), StoreError> {
+    txn.open_table(SESSIONS)?
+        .insert(&record.hash, encode(record)?.as_slice())?;
+    Ok(())
+}
+
+/// Deletes the sessions whose hash is in `hashes` (logout, expiry); absent ones are ignored.
+pub fn delete_sessions(txn: &WriteTransaction, hashes: &[[u8; 32]]) -> Result<(), StoreError> {
+    let mut table = txn.open_table(SESSIONS)?;
+    for hash in hashes {
+        table.remove(hash)?;
+    }
+    Ok(())
+}
+
 impl Snapshot {
     pub fn tenant_by_slug(&self, slug: &str) -> Result<Option<TenantInfo>, StoreError> {
         let id = match self.txn().open_table(TENANT_SLUGS)?.get(slug)? {
@@ -277,6 +322,17 @@ impl Snapshot {
         for entry in table.iter()? {
             let (_, bytes) = entry?;
             out.push(decode(bytes.value(), "key")?);
+        }
+        Ok(out)
+    }
+
+    /// Every stored dashboard session (loaded once into the in-memory session cache).
+    pub fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
+        let table = self.txn().open_table(SESSIONS)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, bytes) = entry?;
+            out.push(decode(bytes.value(), "session")?);
         }
         Ok(out)
     }

@@ -46,6 +46,7 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         txn.open_table(DEDUP)?;
         txn.open_table(SKETCHES)?;
         txn.open_table(TOKEN_ENDS)?;
+        txn.open_table(SESSIONS)?;
     }
     txn.commit()?;
     Ok((next_seq, sketch_seq))

@@ -40,6 +40,18 @@ pub struct KeyRecord {
     pub created_at: u64,
 }
 
+/// A dashboard session: who is logged in, the CSRF token of their forms, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// SHA-256 of the cookie's secret.
+    pub hash: [u8; 32],
+    pub user: u32,
+    /// The token every state-changing form of this session must carry.
+    pub csrf: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+}
+
 /// An event as stored in the log. Repeated strings are interned (see `names`).
 ///
 /// Field order is part of the format: the first four fields are also read alone, as a

@@ -21,6 +21,10 @@ pub const MEMBERS: TableDefinition<(u32, u32), u8> = TableDefinition::new("membe
 /// key id → [`super::records::KeyRecord`] (holds the SHA-256 of the secret, never the secret).
 pub const API_KEYS: TableDefinition<u64, &[u8]> = TableDefinition::new("api_keys");
 
+/// Dashboard sessions: SHA-256 of the session secret → [`super::records::SessionRecord`]
+/// (the cookie's secret itself is never stored).
+pub const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("sessions");
+
 /// Interned strings (event types, client ids, grant types, methods): id → text.
 pub const NAMES: TableDefinition<u32, &str> = TableDefinition::new("names");
 
