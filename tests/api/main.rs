@@ -2,9 +2,11 @@
 //! temporary store on a loopback port and speaks HTTP/1.1 to it (see `support`).
 
 mod analytics;
+mod browser;
 mod crash;
 mod ingest;
 mod ops;
 mod props;
 mod support;
 mod tenants;
+mod webdriver;
