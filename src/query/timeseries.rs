@@ -101,7 +101,10 @@ pub fn timeseries(
     let width = request.interval.millis();
     let (first, last) = ((request.from / width) as u32, (request.to / width) as u32);
     // A client never seen has no events: every bucket is zero.
-    let client = request.client.as_deref().map(|name| names.id(name).ok_or(()));
+    let client = request
+        .client
+        .as_deref()
+        .map(|name| names.id(name).ok_or(()));
     let dim = match (request.group_by, client) {
         (_, Some(Err(()))) => None,
         (GroupBy::GrantType, Some(Ok(_))) => Some(Dim::ClientGrant),
