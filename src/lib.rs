@@ -8,12 +8,14 @@
 //! - [`app`]: every use case, written once, called by `http`, `cli` and `jobs`.
 //! - [`http`]: the only module that knows hyper and the wire format.
 //! - [`jobs`]: background loops that stop on shutdown.
+//! - [`demo`]: the `gatewatch demo` traffic generator and set-up.
 //! - [`config`], [`cli`]: configuration and the command line.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
