@@ -35,6 +35,9 @@ pub enum Command {
     Rebuild(Common),
     /// Give the free space inside the store file back to the file system (server stopped).
     Compact(Common),
+    /// Serve a temporary store filled with realistic traffic (and live traffic while it
+    /// runs); prints the URL and the logins. The store is deleted on exit.
+    Demo(DemoArgs),
 }
 
 /// Flags shared by every command that opens a store.
@@ -67,6 +70,21 @@ pub struct InitArgs {
     /// Print exactly one JSON object with the new secrets.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Listen address [env: GATEWATCH_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Days of history to generate before now (1 to 7).
+    #[arg(long, default_value_t = crate::demo::DEFAULT_DAYS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::demo::MAX_DAYS)))]
+    pub days: u32,
+    /// Seed of the traffic generator: the same seed gives the same traffic relative to
+    /// the start time.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 impl Common {
@@ -129,6 +147,7 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("compacted {} → {} bytes", before, after);
             Ok(())
         }
+        Command::Demo(args) => runtime()?.block_on(demo(args)),
         Command::Rebuild(common) => {
             let config = common.config()?;
             runtime()?.block_on(async {
@@ -219,15 +238,37 @@ async fn serve(config: Config) -> Result<()> {
         let boot = app.bootstrap(BootstrapOptions::default(), now_ms()).await?;
         print_bootstrap(&boot);
     }
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("while binding {}", config.listen))?;
+    let listener = bind(config.listen).await?;
     let address = listener.local_addr()?;
     println!("gatewatch listening on http://{address}");
     tracing::info!(%address, data = %config.data.display(), "serving");
+    run_server(app, listener, config.limits(), shutdown_signal(), |_| {
+        Vec::new()
+    })
+    .await;
+    Ok(())
+}
+
+async fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("while binding {listen}"))
+}
+
+/// Serves `app` until `shutdown` resolves, with the background jobs and the tasks
+/// `extra` spawns (given the jobs' shutdown signal) running alongside; then stops them
+/// and drains the write queue. What `serve` and `demo` share.
+async fn run_server(
+    app: Arc<App>,
+    listener: tokio::net::TcpListener,
+    limits: crate::http::Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+    extra: impl FnOnce(tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>>,
+) {
     let (stop_jobs, jobs_shutdown) = tokio::sync::watch::channel(false);
-    let jobs = crate::jobs::spawn_all(app.clone(), jobs_shutdown);
-    crate::http::serve(listener, app.clone(), config.limits(), shutdown_signal()).await;
+    let mut jobs = crate::jobs::spawn_all(app.clone(), jobs_shutdown.clone());
+    jobs.extend(extra(jobs_shutdown));
+    crate::http::serve(listener, app.clone(), limits, shutdown).await;
     let _ = stop_jobs.send(true);
     for job in jobs {
         let _ = job.await;
@@ -235,7 +276,137 @@ async fn serve(config: Config) -> Result<()> {
     tracing::info!("draining the write queue");
     app.store().close();
     tracing::info!("stopped cleanly");
+}
+
+/// A temporary data directory, removed (with the store in it) when dropped.
+struct TempData(PathBuf);
+
+impl TempData {
+    fn create() -> Result<TempData> {
+        let suffix = crate::app::secrets::hex(&crate::app::secrets::random_bytes::<8>()?);
+        let path = std::env::temp_dir().join(format!("gatewatch-demo-{suffix}"));
+        std::fs::create_dir(&path).with_context(|| format!("while creating {}", path.display()))?;
+        Ok(TempData(path))
+    }
+}
+
+impl Drop for TempData {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("warning: could not remove {}: {error}", self.0.display());
+        }
+    }
+}
+
+async fn demo(args: DemoArgs) -> Result<()> {
+    // Declared first, so dropped last: after the store is closed and the app gone.
+    let data = TempData::create()?;
+    let config = Common {
+        data: Some(data.0.clone()),
+        listen: args.listen,
+        config: None,
+    }
+    .config()?;
+    init_logging(&config.log);
+    let listener = bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    let app = Arc::new(App::new(open_store(&config)?)?);
+    // SIGINT/SIGTERM during the fill stop the demo too, and still remove the directory.
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let now = now_ms();
+    let started = std::time::Instant::now();
+    let prepare = async {
+        let setup = crate::demo::setup(&app, now).await?;
+        let set_up = started.elapsed();
+        let mut generator = crate::demo::Generator::new(args.seed);
+        let (traffic, marks) = generator.history(now, args.days);
+        let generated = started.elapsed();
+        let stored = crate::demo::fill(app.store(), &setup, traffic).await?;
+        tracing::info!(
+            events = stored,
+            setup_ms = set_up.as_millis() as u64,
+            generate_ms = (generated - set_up).as_millis() as u64,
+            ingest_ms = (started.elapsed() - generated).as_millis() as u64,
+            "demo store filled"
+        );
+        anyhow::Ok((setup, generator, marks, stored))
+    };
+    let (setup, generator, marks, stored) = tokio::select! {
+        prepared = prepare => prepared?,
+        () = &mut shutdown => {
+            app.store().close();
+            return Ok(());
+        }
+    };
+    print_demo(address, &args, &setup, &marks, stored, started.elapsed());
+    let live = {
+        let (app, setup) = (app.clone(), setup.clone());
+        move |stop| vec![tokio::spawn(crate::demo::live(app, setup, generator, stop))]
+    };
+    run_server(app, listener, config.limits(), &mut shutdown, live).await;
+    drop(data);
     Ok(())
+}
+
+fn print_demo(
+    address: SocketAddr,
+    args: &DemoArgs,
+    setup: &crate::demo::DemoSetup,
+    marks: &crate::demo::Landmarks,
+    stored: usize,
+    elapsed: std::time::Duration,
+) {
+    use crate::demo::{JOIN_TENANT, OAUTH_TENANT, OWNER, OWNER_PASSWORD, VIEWER, VIEWER_PASSWORD};
+    use crate::model::time::format_ms;
+    let url = format!("http://{address}/");
+    println!(
+        "gatewatch demo: {stored} events over {} days (seed {}) loaded in {:.1} s; \
+         live traffic keeps coming. The store is temporary and deleted on exit.",
+        args.days,
+        args.seed,
+        elapsed.as_secs_f64()
+    );
+    println!();
+    println!("  URL:          {url}");
+    println!("  owner login:  {OWNER} / {OWNER_PASSWORD}");
+    println!("  viewer login: {VIEWER} / {VIEWER_PASSWORD}  (viewer of both tenants)");
+    println!("  owner token:  {}", setup.owner_token);
+    println!("  ingest keys:  {OAUTH_TENANT}: {}", setup.oauth_key);
+    println!("                {JOIN_TENANT}: {}", setup.join_key);
+    println!();
+    println!("  Worth a look:");
+    println!(
+        "  - brute force from {} on {OAUTH_TENANT}, {} to {}",
+        crate::demo::ATTACKER_IP,
+        format_ms(marks.brute_force.0),
+        format_ms(marks.brute_force.1)
+    );
+    println!(
+        "  - join link {} of {JOIN_TENANT} under attack, {} to {}",
+        marks.attacked_token,
+        format_ms(marks.attack.0),
+        format_ms(marks.attack.1)
+    );
+    println!(
+        "  - join link {} idle for over 30 days (/tokens?inactive_days=30)",
+        marks.stale_token
+    );
+    println!();
+    println!("  Try:");
+    println!(
+        "    curl -s '{url}api/v1/tenants/{OAUTH_TENANT}/stats?range=7d' \\\n      \
+         -H 'Authorization: Bearer {}'",
+        setup.owner_token
+    );
+    println!(
+        "    curl -s -X POST {url}api/v1/events -H 'Authorization: Bearer {}' \\\n      \
+         -H 'Content-Type: application/json' \\\n      \
+         -d '{{\"type\":\"token.issued\",\"grant_type\":\"authorization_code\",\"client_id\":\"acme-web\",\"user_id\":\"user-00001\"}}'",
+        setup.oauth_key
+    );
+    println!();
+    println!("Stop with Ctrl-C (or SIGTERM).");
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -9,12 +9,14 @@
 //! - [`http`]: the only module that knows hyper and the wire format.
 //! - [`web`]: the dashboard's pages (askama templates, embedded assets), served by `http`.
 //! - [`jobs`]: background loops that stop on shutdown.
+//! - [`demo`]: the `gatewatch demo` traffic generator and set-up.
 //! - [`config`], [`cli`]: configuration and the command line.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
