@@ -194,6 +194,7 @@ async fn init(config: Config, args: InitArgs) -> Result<()> {
     let app = App::new(open_store(&config)?)?;
     let options = BootstrapOptions {
         tenant: args.tenant,
+        tenant_name: None,
         owner: args.owner,
         owner_password: args.owner_password,
     };
@@ -310,7 +311,7 @@ async fn demo(args: DemoArgs) -> Result<()> {
     init_logging(&config.log);
     let listener = bind(config.listen).await?;
     let address = listener.local_addr()?;
-    let app = Arc::new(App::new(open_store(&config)?)?);
+    let app = Arc::new(App::with_settings(open_store(&config)?, config.web())?);
     // SIGINT/SIGTERM during the fill stop the demo too, and still remove the directory.
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

@@ -11,6 +11,8 @@ use crate::store::{KeyInfo, StoreError, TenantInfo};
 #[derive(Debug, Clone)]
 pub struct BootstrapOptions {
     pub tenant: String,
+    /// The first tenant's display name (its slug when absent).
+    pub tenant_name: Option<String>,
     pub owner: String,
     /// Generated when absent.
     pub owner_password: Option<String>,
@@ -20,6 +22,7 @@ impl Default for BootstrapOptions {
     fn default() -> Self {
         BootstrapOptions {
             tenant: "default".into(),
+            tenant_name: None,
             owner: "admin".into(),
             owner_password: None,
         }
@@ -127,13 +130,19 @@ impl App {
         let admin_prefix = admin.prefix.clone();
         let ingest_prefix = ingest.prefix.clone();
         let slug_text = slug.as_str().to_owned();
+        let tenant_name = options
+            .tenant_name
+            .clone()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| slug_text.clone());
         let keys = self
             .store
             .write(move |txn| {
                 if store_admin::has_users(txn)? {
                     return Err(StoreError::Conflict("an owner".into()));
                 }
-                let tenant = store_admin::create_tenant(txn, &slug_text, &slug_text, now)?;
+                let tenant = store_admin::create_tenant(txn, &slug_text, &tenant_name, now)?;
                 let user = store_admin::create_user(txn, &owner, &password_hash, true, now)?;
                 store_admin::set_member(txn, tenant.id, user.id, Role::Admin)?;
                 let admin_key = store_admin::insert_key(

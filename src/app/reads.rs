@@ -8,8 +8,8 @@ use super::secrets;
 use super::{App, AppError, Principal};
 use crate::model::{EventType, Outcome, Role};
 use crate::query::{
-    self, GroupBy, HourRange, Interval, RangeError, Series, SeriesRequest, Stats, TokenSummary,
-    TopDim, TopItem,
+    self, GroupBy, HourRange, Interval, RangeError, Series, SeriesRequest, Stats, StatsFilter,
+    TokenSummary, TopDim, TopItem,
 };
 use crate::store::{EventFilter, EventPage, StoredEvent};
 
@@ -202,7 +202,7 @@ impl App {
         principal: &Principal,
         slug: &str,
         time: TimeSpec,
-        client_id: Option<String>,
+        filter: StatsFilter,
         now: u64,
     ) -> Result<Stats, AppError> {
         let tenant = self.tenant_for(principal, slug, Role::Viewer).await?;
@@ -210,9 +210,7 @@ impl App {
         let range = HourRange::covering(from, to);
         let stats = self
             .store
-            .read(move |snap| {
-                query::stats::stats(snap, tenant.id, range, client_id.as_deref(), now)
-            })
+            .read(move |snap| query::stats::stats(snap, tenant.id, range, &filter, now))
             .await?;
         Ok(stats)
     }
@@ -251,6 +249,7 @@ pub struct SeriesQuery {
     /// Comma-separated event types.
     pub types: Option<String>,
     pub client_id: Option<String>,
+    pub user_id: Option<String>,
 }
 
 impl App {
@@ -320,6 +319,7 @@ impl App {
             group_by,
             types,
             client: request.client_id,
+            user: request.user_id,
         };
         let asked = series_request.clone();
         let series = self

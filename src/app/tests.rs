@@ -97,7 +97,13 @@ async fn ingest_then_read_stats_and_events() {
         .expect("ingests");
     assert_eq!(receipt.accepted, 3);
     let stats = app
-        .stats(&owner, "default", TimeSpec::default(), None, NOW + 1)
+        .stats(
+            &owner,
+            "default",
+            TimeSpec::default(),
+            Default::default(),
+            NOW + 1,
+        )
         .await
         .expect("stats");
     assert_eq!(stats.total_events, 3);
@@ -112,7 +118,10 @@ async fn ingest_then_read_stats_and_events() {
             &owner,
             "default",
             TimeSpec::default(),
-            Some("web".into()),
+            crate::query::StatsFilter {
+                client_id: Some("web".into()),
+                user_id: None,
+            },
             NOW + 1,
         )
         .await

@@ -46,14 +46,12 @@ impl std::fmt::Debug for DemoSetup {
 /// Bootstraps an empty store for the demo: owner [`OWNER`] with [`OWNER_PASSWORD`], the
 /// OAuth tenant (as the bootstrap tenant, so there is no empty `default`), the join-link
 /// tenant, user [`VIEWER`] as a viewer of both, and an ingest key in each.
-///
-/// Bootstrap names its tenant after the slug and no use case renames a tenant, so the
-/// OAuth tenant is called `acme-id`, not [`super::OAUTH_TENANT_NAME`].
 pub async fn setup(app: &App, now: u64) -> Result<DemoSetup, AppError> {
     let boot = app
         .bootstrap(
             BootstrapOptions {
                 tenant: OAUTH_TENANT.into(),
+                tenant_name: Some(super::OAUTH_TENANT_NAME.into()),
                 owner: OWNER.into(),
                 owner_password: Some(OWNER_PASSWORD.into()),
             },

@@ -240,13 +240,13 @@ async fn a_small_fill_is_consistent_and_readable() {
         ..TimeSpec::default()
     };
     let oauth = app
-        .stats(&owner, OAUTH_TENANT, week(), None, NOW)
+        .stats(&owner, OAUTH_TENANT, week(), Default::default(), NOW)
         .await
         .expect("stats");
     assert_eq!(oauth.total_events, oauth_n);
     assert!(oauth.total_issued > 0 && oauth.total_failed > 0);
     let join = app
-        .stats(&owner, JOIN_TENANT, week(), None, NOW)
+        .stats(&owner, JOIN_TENANT, week(), Default::default(), NOW)
         .await
         .expect("stats");
     // The stale link's events are older than the week.

@@ -13,6 +13,7 @@ use super::{error, export, full, json_response, wire, Body};
 use crate::app::{App, AppError, EventQuery, SeriesQuery, TopQuery};
 use crate::model::time::now_ms;
 use crate::model::KeyKind;
+use crate::query::StatsFilter;
 
 type Answer = Result<Response<Body>, AppError>;
 
@@ -240,7 +241,10 @@ async fn stats(request: Request<Incoming>, app: &App, tenant: &str) -> Answer {
             &principal,
             tenant,
             q.time_spec()?,
-            q.string("client_id"),
+            StatsFilter {
+                client_id: q.string("client_id"),
+                user_id: q.string("user_id"),
+            },
             now_ms(),
         )
         .await?;
@@ -305,6 +309,7 @@ async fn timeseries(request: Request<Incoming>, app: &App, tenant: &str) -> Answ
         group_by: q.string("group_by"),
         types: q.string("types"),
         client_id: q.string("client_id"),
+        user_id: q.string("user_id"),
     };
     let (asked, series) = app.timeseries(&principal, tenant, query, now_ms()).await?;
     Ok(json_response(

@@ -9,7 +9,7 @@ pub mod tokens;
 pub mod top;
 
 pub use range::{HourRange, RangeError};
-pub use stats::Stats;
+pub use stats::{Stats, StatsFilter};
 pub use timeseries::{GroupBy, Interval, Series, SeriesRequest};
 pub use tokens::TokenSummary;
 pub use top::{TopDim, TopItem};

@@ -84,15 +84,29 @@ fn ratio(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// Computes the stats of `tenant` over `range`, for one client when `client_id` is given.
-/// `now` decides which planned expiries have passed.
+/// Which events the stats count: all of the tenant's, one client's, one user's, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsFilter {
+    pub client_id: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// Computes the stats of `tenant` over `range` for the events `filter` selects. `now`
+/// decides which planned expiries have passed.
+///
+/// Tenant-wide and per-client totals come from counters; a user filter has no counters
+/// (user ids are unbounded), so its stats are a scan of the range of the log.
 pub fn stats(
     snap: &Snapshot,
     tenant: u32,
     range: HourRange,
-    client_id: Option<&str>,
+    filter: &StatsFilter,
     now: u64,
 ) -> Result<Stats, StoreError> {
+    let client_id = filter.client_id.as_deref();
+    if let Some(user) = filter.user_id.as_deref() {
+        return scanned(snap, tenant, range, client_id, user, now);
+    }
     let mut stats = totals(snap, tenant, range, client_id)?;
     match client_id {
         None => {
@@ -152,6 +166,88 @@ fn distinct_and_durations(
     stats.unique_ips = ips.len() as u64;
     stats.duration_ms = Distribution::of(&durations);
     Ok(())
+}
+
+/// Every figure of one user's events (of one client, when given) over the range, from one
+/// pass over the range of the log. Token lifetimes are those of the tokens the user's
+/// events in the range carry.
+fn scanned(
+    snap: &Snapshot,
+    tenant: u32,
+    range: HourRange,
+    client_id: Option<&str>,
+    user_id: &str,
+    now: u64,
+) -> Result<Stats, StoreError> {
+    let mut stats = Stats {
+        range: Some(range),
+        ..Stats::default()
+    };
+    let mut clients: HashSet<String> = HashSet::new();
+    let mut ips: HashSet<std::net::IpAddr> = HashSet::new();
+    let mut tokens: HashSet<String> = HashSet::new();
+    let mut durations = histogram()?;
+    snap.for_each_event(tenant, range.from, range.to, |stored| {
+        let e = stored.event;
+        if e.user_id.as_deref() != Some(user_id)
+            || (client_id.is_some() && e.client_id.as_deref() != client_id)
+        {
+            return Ok(());
+        }
+        stats.total_events += 1;
+        *stats
+            .by_type
+            .entry(e.event_type.as_str().to_owned())
+            .or_default() += 1;
+        *stats.by_outcome.entry(e.outcome.as_str()).or_default() += 1;
+        stats.by_hour_of_day[(crate::model::time::hour_of(e.ts) % 24) as usize] += 1;
+        match e.outcome {
+            Outcome::Success => stats.total_success += 1,
+            Outcome::Failure => stats.total_failed += 1,
+            Outcome::RateLimited => stats.total_rate_limited += 1,
+            Outcome::Blocked => stats.total_blocked += 1,
+            Outcome::Info => {}
+        }
+        match e.event_type.as_str() {
+            "token.issued" => {
+                stats.total_issued += 1;
+                if let Some(grant) = e.grant_type {
+                    *stats.issued_by_grant_type.entry(grant).or_default() += 1;
+                }
+            }
+            "token.refreshed" => stats.total_refreshed += 1,
+            "token.userinfo_accessed" => stats.total_userinfo += 1,
+            _ => {}
+        }
+        if let Some(client) = e.client_id {
+            clients.insert(client);
+        }
+        if let Some(ip) = e.ip {
+            ips.insert(ip);
+        }
+        if let Some(token) = e.token {
+            tokens.insert(token);
+        }
+        if let Some(d) = e.duration_ms {
+            // Within the histogram's auto-resizing range: never fails for a u32.
+            let _ = durations.record(u64::from(d));
+        }
+        Ok(())
+    })?;
+    stats.unique_users = u64::from(stats.total_events > 0);
+    stats.unique_clients = clients.len() as u64;
+    stats.unique_ips = ips.len() as u64;
+    stats.duration_ms = Distribution::of(&durations);
+    let mut lifetimes = histogram()?;
+    let to = range.to.min(now.saturating_add(1));
+    snap.for_each_token_life(tenant, range.from, to, |token, end, issued| {
+        if tokens.contains(token) {
+            let _ = lifetimes.record(end.saturating_sub(issued));
+        }
+        Ok(())
+    })?;
+    stats.token_lifetime_ms = Distribution::of(&lifetimes);
+    Ok(stats)
 }
 
 /// Lifetimes (issued → revoked/expired, or → a planned expiry that has passed) of the

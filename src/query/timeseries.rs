@@ -79,6 +79,9 @@ pub struct SeriesRequest {
     pub types: Option<Vec<String>>,
     /// Only this client's events, when given (read from the per-client counters).
     pub client: Option<String>,
+    /// Only this user's events, when given: a scan of the range of the log (there are no
+    /// per-user counters).
+    pub user: Option<String>,
 }
 
 /// One series: its key and a count per bucket start (epoch ms), in time order.
@@ -97,6 +100,9 @@ pub fn timeseries(
     tenant: u32,
     request: &SeriesRequest,
 ) -> Result<Vec<Series>, StoreError> {
+    if let Some(user) = request.user.as_deref() {
+        return scanned(snap, tenant, request, user);
+    }
     let names = snap.names();
     let width = request.interval.millis();
     let (first, last) = ((request.from / width) as u32, (request.to / width) as u32);
@@ -164,7 +170,59 @@ pub fn timeseries(
             .or_insert_with(|| vec![0; buckets]);
         counts[(row.bucket - first) as usize] += row.count;
     }
-    Ok(series
+    Ok(into_series(series, request))
+}
+
+/// The series of one user's events (of one client, when given), from the range of the log.
+fn scanned(
+    snap: &Snapshot,
+    tenant: u32,
+    request: &SeriesRequest,
+    user: &str,
+) -> Result<Vec<Series>, StoreError> {
+    let width = request.interval.millis();
+    let buckets = ((request.to - request.from) / width) as usize;
+    let mut series: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    if request.group_by == GroupBy::Nothing {
+        series.insert("total".to_owned(), vec![0; buckets]);
+    }
+    let client = request.client.as_deref();
+    snap.for_each_event(tenant, request.from, request.to, |stored| {
+        let e = stored.event;
+        let wanted = e.user_id.as_deref() == Some(user)
+            && (client.is_none() || e.client_id.as_deref() == client)
+            && request
+                .types
+                .as_ref()
+                .is_none_or(|types| types.iter().any(|t| t == e.event_type.as_str()));
+        if !wanted {
+            return Ok(());
+        }
+        let key = match request.group_by {
+            GroupBy::Nothing => Some("total".to_owned()),
+            GroupBy::Type => Some(e.event_type.as_str().to_owned()),
+            GroupBy::Outcome => Some(e.outcome.as_str().to_owned()),
+            GroupBy::GrantType => e.grant_type,
+            GroupBy::ClientId => e.client_id,
+        };
+        if let Some(key) = key {
+            let index = ((e.ts - request.from) / width) as usize;
+            if let Some(count) = series
+                .entry(key)
+                .or_insert_with(|| vec![0; buckets])
+                .get_mut(index)
+            {
+                *count += 1;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(into_series(series, request))
+}
+
+fn into_series(series: BTreeMap<String, Vec<u64>>, request: &SeriesRequest) -> Vec<Series> {
+    let width = request.interval.millis();
+    series
         .into_iter()
         .map(|(key, counts)| Series {
             key,
@@ -174,5 +232,5 @@ pub fn timeseries(
                 .map(|(i, count)| (request.from + i as u64 * width, count))
                 .collect(),
         })
-        .collect())
+        .collect()
 }

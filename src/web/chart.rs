@@ -9,8 +9,10 @@ const PLOT_TOP: f64 = 8.0;
 const PLOT_RIGHT_PAD: f64 = 18.0;
 const PLOT_LEFT: f64 = 44.0;
 const LABEL_SPACE: f64 = 22.0;
-/// Most x-axis labels drawn; others are skipped so they never overlap.
+/// Most x-axis labels drawn, and the room each needs; others are skipped so they never
+/// overlap.
 const MAX_LABELS: usize = 8;
+const LABEL_WIDTH: f64 = 90.0;
 
 /// One part of a column: a count, its colour class, and where clicking it leads.
 #[derive(Debug, Clone)]
@@ -102,7 +104,8 @@ pub fn stacked(columns: &[Column], width: f64, height: f64, summary: String) -> 
             });
         }
     }
-    let every = columns.len().div_ceil(MAX_LABELS).max(1);
+    let max_labels = MAX_LABELS.min((width / LABEL_WIDTH) as usize).max(1);
+    let every = columns.len().div_ceil(max_labels).max(1);
     let labels = columns
         .iter()
         .enumerate()

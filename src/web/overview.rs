@@ -15,7 +15,7 @@ use super::{WebRequest, WebResponse};
 use crate::app::{App, AppError, EventQuery, SeriesQuery, Session, TimeSpec, TopQuery};
 use crate::model::time::{format_ms, DAY_MS, HOUR_MS};
 use crate::model::Outcome;
-use crate::query::{Series, Stats};
+use crate::query::{Series, Stats, StatsFilter};
 
 /// The ranges the selector offers.
 const RANGES: [&str; 4] = ["24h", "7d", "30d", "90d"];
@@ -77,6 +77,7 @@ struct OverviewPage {
     range: &'static str,
     ranges: Vec<RangeLink>,
     client: String,
+    user: String,
     period: String,
     cards: Vec<Card>,
     outcomes: BarChart,
@@ -99,6 +100,7 @@ struct Links<'a> {
     from: u64,
     to: u64,
     client: Option<&'a str>,
+    user: Option<&'a str>,
 }
 
 impl Links<'_> {
@@ -112,6 +114,7 @@ impl Links<'_> {
             ("from", Some(from.as_str())),
             ("to", Some(to.as_str())),
             ("client_id", self.client),
+            ("user_id", self.user),
         ];
         pairs.extend_from_slice(extra);
         format!("/t/{}/events?{}", self.slug, query_string(&pairs))
@@ -132,13 +135,18 @@ pub async fn page(
         .find(|r| Some(*r) == request.param("range"))
         .unwrap_or("24h");
     let client = request.param("client_id").map(str::to_owned);
+    let user = request.param("user_id").map(str::to_owned);
+    let filter = StatsFilter {
+        client_id: client.clone(),
+        user_id: user.clone(),
+    };
     let span = crate::query::range::named_range_ms(range).unwrap_or(DAY_MS);
     let spec = TimeSpec {
         range: Some(range.to_owned()),
         ..TimeSpec::default()
     };
     let current = app
-        .stats(&principal, slug, spec.clone(), client.clone(), now)
+        .stats(&principal, slug, spec.clone(), filter.clone(), now)
         .await?;
     let (from, to) = current.range.map_or((now - span, now), |r| (r.from, r.to));
     let previous = app
@@ -150,7 +158,7 @@ pub async fn page(
                 to: Some(from),
                 range: None,
             },
-            client.clone(),
+            filter,
             now,
         )
         .await?;
@@ -169,6 +177,7 @@ pub async fn page(
                 group_by: Some("outcome".into()),
                 types: None,
                 client_id: client.clone(),
+                user_id: user.clone(),
             },
             now,
         )
@@ -193,6 +202,7 @@ pub async fn page(
             EventQuery {
                 time: spec,
                 client_id: client.clone(),
+                user_id: user.clone(),
                 limit: Some(10),
                 ..EventQuery::default()
             },
@@ -205,6 +215,7 @@ pub async fn page(
         from,
         to,
         client: client.as_deref(),
+        user: user.as_deref(),
     };
     let width = if interval == "hour" { HOUR_MS } else { DAY_MS };
     let outcomes = outcome_chart(&series, &links, width, interval);
@@ -216,7 +227,11 @@ pub async fn page(
             name,
             href: format!(
                 "/t/{slug}?{}",
-                query_string(&[("range", Some(name)), ("client_id", client.as_deref())])
+                query_string(&[
+                    ("range", Some(name)),
+                    ("client_id", client.as_deref()),
+                    ("user_id", user.as_deref()),
+                ])
             ),
             current: *name == range,
         })
@@ -251,9 +266,10 @@ pub async fn page(
             .map(|e| EventRow::of(e, slug))
             .collect(),
         events_href: links.events(&[]),
-        empty: current.total_events == 0,
+        empty: current.total_events == 0 && client.is_none() && user.is_none(),
         curl: super::settings::curl_example(host),
         client: client.unwrap_or_default(),
+        user: user.unwrap_or_default(),
         outcomes,
         failures,
         hours,

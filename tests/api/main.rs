@@ -4,6 +4,7 @@
 mod analytics;
 mod browser;
 mod crash;
+mod filters;
 mod ingest;
 mod ops;
 mod props;

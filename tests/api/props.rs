@@ -123,8 +123,9 @@ proptest! {
             to: BASE + (range_start + range_len) * HOUR_MS,
         };
         let client = client_filter.map(|c| format!("client-{c}"));
+        let filter = gatewatch::query::StatsFilter { client_id: client.clone(), user_id: None };
         for tenant in 1..3 {
-            let got = stats(&snap, tenant, range, client.as_deref(), received_at).expect("stats");
+            let got = stats(&snap, tenant, range, &filter, received_at).expect("stats");
             let mut total = 0;
             let mut failed = 0;
             let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
