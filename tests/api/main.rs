@@ -4,6 +4,7 @@
 mod analytics;
 mod browser;
 mod crash;
+mod dashboard;
 mod filters;
 mod ingest;
 mod ops;

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use gatewatch::app::{App, Bootstrap, BootstrapOptions};
+use gatewatch::app::{App, Bootstrap, BootstrapOptions, WebSettings};
 use gatewatch::http::Limits;
 use gatewatch::store::{Store, WriterConfig};
 use http_body_util::{BodyExt, Full};
@@ -52,6 +52,30 @@ impl Reply {
     /// A header as text, if present and ASCII.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as text (lossy UTF-8).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The whole `Set-Cookie` header that sets cookie `name` (`name=value; Path=…`), if any.
+    pub fn set_cookie(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| {
+                v.split_once('=')
+                    .is_some_and(|(cookie, _)| cookie.trim() == name)
+            })
+    }
+
+    /// The value `Set-Cookie` gives cookie `name` (possibly empty, when it clears it).
+    pub fn cookie_value(&self, name: &str) -> Option<&str> {
+        let line = self.set_cookie(name)?;
+        let (_, rest) = line.split_once('=')?;
+        Some(rest.split(';').next().unwrap_or_default().trim())
     }
 }
 
@@ -110,6 +134,18 @@ pub async fn spawn_app_with_writer(limits: Limits, writer: WriterConfig) -> Test
     let store = Store::open(dir.path(), writer).expect("the store opens");
     let app = App::new(store).expect("the app starts");
     serve(dir, Arc::new(app), boot.clone(), limits).await
+}
+
+/// Like [`spawn_app`], with the dashboard's login settings (session TTL, `Secure` cookies,
+/// throttling policy) given by `web`. ([`TestApp::restart`] comes back with the defaults.)
+pub async fn spawn_app_with_web(web: WebSettings) -> TestApp {
+    let (image, boot) = bootstrapped_image();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(dir.path().join(gatewatch::store::DB_FILE), image)
+        .expect("copies the bootstrapped store");
+    let store = Store::open(dir.path(), WriterConfig::default()).expect("the store opens");
+    let app = App::with_settings(store, web).expect("the app starts");
+    serve(dir, Arc::new(app), boot.clone(), Limits::default()).await
 }
 
 /// Starts a server over a store bootstrapped right here, exactly as `gatewatch serve`
@@ -271,21 +307,37 @@ impl TestApp {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Reply {
+        let mut headers = Vec::new();
+        let bearer = token.map(|token| format!("Bearer {token}"));
+        if let Some(bearer) = &bearer {
+            headers.push((AUTHORIZATION.as_str(), bearer.as_str()));
+        }
+        if let Some(content_type) = content_type {
+            headers.push((CONTENT_TYPE.as_str(), content_type));
+        }
+        self.request_with(method, path, &headers, body).await
+    }
+
+    /// Sends one request with exactly these extra `headers` (besides `Host`), such as
+    /// `Cookie` and `Content-Type` for a dashboard form, on a fresh connection.
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Reply {
         let what = format!("{method} {path}");
-        tokio::time::timeout(
-            REQUEST_TIMEOUT,
-            self.exchange(method, path, token, content_type, body),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer within {REQUEST_TIMEOUT:?}"))
+        tokio::time::timeout(REQUEST_TIMEOUT, self.exchange(method, path, headers, body))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: no answer within {REQUEST_TIMEOUT:?}"))
     }
 
     async fn exchange(
         &self,
         method: Method,
         path: &str,
-        token: Option<&str>,
-        content_type: Option<&str>,
+        headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Reply {
         let stream = TcpStream::connect(self.addr)
@@ -301,11 +353,8 @@ impl TestApp {
             .method(method.clone())
             .uri(path)
             .header(HOST, self.addr.to_string());
-        if let Some(token) = token {
-            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
-        }
-        if let Some(content_type) = content_type {
-            request = request.header(CONTENT_TYPE, content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request
             .body(Full::new(Bytes::from(body)))
