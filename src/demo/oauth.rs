@@ -164,35 +164,37 @@ impl Model {
     pub(super) fn flow(&self, rng: &mut Rng, ts: u64, sink: &mut Sink) {
         let who = self.actor(rng);
         let roll = rng.unit();
-        if roll < 0.012 {
-            // A misconfigured or retired client, at the token or the authorize endpoint.
+        // A misconfigured or retired client, at the token or the authorize endpoint; a
+        // stale token at userinfo; a client going too fast.
+        let failure = if roll < 0.012 {
             let route = if rng.chance(0.5) {
                 ("POST", "/oauth/token", 401)
             } else {
                 ("GET", "/oauth/authorize", 400)
             };
-            let mut e = self.request(rng, "auth.invalid_client", ts, &who, route);
-            e.error = Some("invalid_client: client authentication failed".into());
-            sink.push(Tenant::OAuth, e);
+            Some((
+                "auth.invalid_client",
+                route,
+                "invalid_client: client authentication failed",
+            ))
         } else if roll < 0.02 {
-            let mut e = self.request(
-                rng,
+            Some((
                 "token.validation_failed",
-                ts,
-                &who,
                 ("GET", "/userinfo", 401),
-            );
-            e.error = Some("invalid_token: malformed or unknown token".into());
-            sink.push(Tenant::OAuth, e);
+                "invalid_token: malformed or unknown token",
+            ))
         } else if roll < 0.024 {
-            let mut e = self.request(
-                rng,
+            Some((
                 "auth.rate_limited",
-                ts,
-                &who,
                 ("POST", "/oauth/token", 429),
-            );
-            e.error = Some("slow_down".into());
+                "slow_down",
+            ))
+        } else {
+            None
+        };
+        if let Some((kind, route, error)) = failure {
+            let mut e = self.request(rng, kind, ts, &who, route);
+            e.error = Some(error.into());
             sink.push(Tenant::OAuth, e);
         } else if who.kind == Kind::Machine {
             self.machine(rng, ts, &who, sink);

@@ -139,6 +139,13 @@ pub async fn handle(app: &Arc<App>, request: WebRequest) -> WebResponse {
         (["login"], WebMethod::Post) => return login::submit(app, &request).await,
         _ => {}
     }
+    // Unknown paths are 404 whoever asks: no redirect to a login for a page that is not.
+    let Some(page) = Page::of(&segments, request.method) else {
+        return error_page(
+            request.session.as_ref(),
+            &AppError::NotFound(format!("no page at {path}")),
+        );
+    };
     let Some(session) = request.session.clone() else {
         return match request.method {
             WebMethod::Get => WebResponse::redirect("/login"),
@@ -158,35 +165,62 @@ pub async fn handle(app: &Arc<App>, request: WebRequest) -> WebResponse {
             ),
         );
     }
-    let answer = match (segments.as_slice(), request.method) {
-        ([""], WebMethod::Get) => home(app, &session).await,
-        (["logout"], WebMethod::Post) => Ok(login::logout(app, &request).await),
-        (["admin"], WebMethod::Get) => owner::page(app, &session, &request, None).await,
-        (["admin", "tenants"], WebMethod::Post) => {
-            owner::create_tenant(app, &session, &request).await
-        }
-        (["admin", "users"], WebMethod::Post) => owner::create_user(app, &session, &request).await,
-        (["t", t], WebMethod::Get) => overview::page(app, &session, &request, t).await,
-        (["t", t, "events"], WebMethod::Get) => events::list(app, &session, &request, t).await,
-        (["t", t, "events", seq], WebMethod::Get) => {
-            events::detail(app, &session, &request, t, seq).await
-        }
-        (["t", t, "tokens"], WebMethod::Get) => tokens::page(app, &session, &request, t).await,
-        (["t", t, "settings"], WebMethod::Get) => {
-            settings::page(app, &session, &request, t, None).await
-        }
-        (["t", t, "settings", "keys"], WebMethod::Post) => {
-            settings::create_key(app, &session, &request, t).await
-        }
-        (["t", t, "settings", "keys", id, "revoke"], WebMethod::Post) => {
-            settings::revoke_key(app, &session, &request, t, id).await
-        }
-        (["t", t, "settings", "members"], WebMethod::Post) => {
-            settings::set_member(app, &session, &request, t).await
-        }
-        _ => Err(AppError::NotFound(format!("no page at {path}"))),
+    let (app, s, r) = (app, &session, &request);
+    let answer = match page {
+        Page::Home => home(app, s).await,
+        Page::Logout => Ok(login::logout(app, r).await),
+        Page::Owner => owner::page(app, s, r, None).await,
+        Page::CreateTenant => owner::create_tenant(app, s, r).await,
+        Page::CreateUser => owner::create_user(app, s, r).await,
+        Page::Overview(t) => overview::page(app, s, r, t).await,
+        Page::Events(t) => events::list(app, s, r, t).await,
+        Page::Event(t, seq) => events::detail(app, s, r, t, seq).await,
+        Page::Tokens(t) => tokens::page(app, s, r, t).await,
+        Page::Settings(t) => settings::page(app, s, r, t, None).await,
+        Page::CreateKey(t) => settings::create_key(app, s, r, t).await,
+        Page::RevokeKey(t, id) => settings::revoke_key(app, s, r, t, id).await,
+        Page::SetMember(t) => settings::set_member(app, s, r, t).await,
     };
     answer.unwrap_or_else(|error| error_page(Some(&session), &error))
+}
+
+/// The pages that need a session, by path and method.
+enum Page<'a> {
+    Home,
+    Logout,
+    Owner,
+    CreateTenant,
+    CreateUser,
+    Overview(&'a str),
+    Events(&'a str),
+    Event(&'a str, &'a str),
+    Tokens(&'a str),
+    Settings(&'a str),
+    CreateKey(&'a str),
+    RevokeKey(&'a str, &'a str),
+    SetMember(&'a str),
+}
+
+impl<'a> Page<'a> {
+    fn of(segments: &[&'a str], method: WebMethod) -> Option<Page<'a>> {
+        use WebMethod::{Get, Post};
+        Some(match (segments, method) {
+            ([""], Get) => Page::Home,
+            (["logout"], Post) => Page::Logout,
+            (["admin"], Get) => Page::Owner,
+            (["admin", "tenants"], Post) => Page::CreateTenant,
+            (["admin", "users"], Post) => Page::CreateUser,
+            (["t", t], Get) => Page::Overview(t),
+            (["t", t, "events"], Get) => Page::Events(t),
+            (["t", t, "events", seq], Get) => Page::Event(t, seq),
+            (["t", t, "tokens"], Get) => Page::Tokens(t),
+            (["t", t, "settings"], Get) => Page::Settings(t),
+            (["t", t, "settings", "keys"], Post) => Page::CreateKey(t),
+            (["t", t, "settings", "keys", id, "revoke"], Post) => Page::RevokeKey(t, id),
+            (["t", t, "settings", "members"], Post) => Page::SetMember(t),
+            _ => return None,
+        })
+    }
 }
 
 /// Where a logged-in user starts: their first tenant, else the owner's page.

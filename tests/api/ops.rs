@@ -30,7 +30,6 @@ async fn readyz_is_200_once_the_store_is_open() {
 async fn an_unknown_path_is_a_404_json_error() {
     let app = spawn_app().await;
     for path in [
-        "/nope",
         "/api/v1/nope",
         "/api/v2/events",
         "/api/v1/tenants/default/nope",
@@ -46,6 +45,12 @@ async fn an_unknown_path_is_a_404_json_error() {
             reply.header("content-type")
         );
     }
+    // Outside /api the dashboard answers: an unknown page is a 404 page, even anonymously.
+    let reply = app.get("/nope", None).await;
+    assert_eq!(reply.status, 404);
+    assert!(reply
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/html")));
 }
 
 #[tokio::test]
