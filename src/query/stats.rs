@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use crate::store::sketches::histogram;
 
 use super::HourRange;
+use crate::model::time::HOUR_MS;
 use crate::model::Outcome;
 use crate::store::{Dim, Granularity, Snapshot, StoreError};
 
@@ -252,6 +253,11 @@ fn scanned(
 
 /// Lifetimes (issued → revoked/expired, or → a planned expiry that has passed) of the
 /// tokens whose life ended within the range.
+///
+/// Tenant-wide: the lifetime buckets of every whole hour before `now`, plus the `token_ends`
+/// entries of the hour holding `now` up to `now` (planned expiries count only once they
+/// have passed). For one client: the `token_ends` entries of the range whose token's client
+/// it is.
 fn lifetimes(
     snap: &Snapshot,
     tenant: u32,
@@ -260,9 +266,27 @@ fn lifetimes(
     now: u64,
 ) -> Result<Distribution, StoreError> {
     let mut lifetimes = histogram()?;
-    // Planned expiries count only once they have passed.
     let to = range.to.min(now.saturating_add(1));
-    snap.for_each_token_life(tenant, range.from, to, |token, end, issued| {
+    let scan_from = match client_id {
+        Some(_) => range.from,
+        None => {
+            let whole_to = (to / HOUR_MS * HOUR_MS).max(range.from);
+            if whole_to > range.from {
+                let whole = HourRange {
+                    from: range.from,
+                    to: whole_to,
+                };
+                for (granularity, first, end) in whole.spans() {
+                    snap.for_each_lifetime(tenant, granularity, first, end, |value, count| {
+                        // Within the histogram's auto-resizing range: never fails.
+                        let _ = lifetimes.record_n(value, count);
+                    })?;
+                }
+            }
+            whole_to
+        }
+    };
+    snap.for_each_token_life(tenant, scan_from, to, |token, end, issued| {
         if let Some(client) = client_id {
             let state = snap.token_state(tenant, token)?;
             if state.and_then(|s| s.client_id).as_deref() != Some(client) {

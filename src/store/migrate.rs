@@ -47,6 +47,11 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         txn.open_table(SKETCHES)?;
         txn.open_table(TOKEN_ENDS)?;
         txn.open_table(SESSIONS)?;
+        txn.open_table(LIFETIMES)?;
+        if meta.get(META_LIFETIMES_BUILT)?.is_none() {
+            super::lifetimes::build_from_ends(&txn)?;
+            meta.insert(META_LIFETIMES_BUILT, 1)?;
+        }
     }
     txn.commit()?;
     Ok((next_seq, sketch_seq))

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod codec;
 mod counters;
 mod error;
+mod lifetimes;
 mod migrate;
 pub mod names;
 mod read;

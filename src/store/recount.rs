@@ -7,6 +7,7 @@ use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::codec::{decode, encode};
 use super::counters::CounterDeltas;
+use super::lifetimes::LifetimeDeltas;
 use super::names::{self, Names};
 use super::read::Snapshot;
 use super::records::EventRecord;
@@ -139,6 +140,22 @@ impl Snapshot {
         }
         report.token_mismatches += (lives.len() as u64).saturating_sub(indexed);
 
+        // The lifetime buckets must be those lives folded.
+        let mut folded = LifetimeDeltas::default();
+        for ((tenant, end, _), issued) in &lives {
+            folded.add(*tenant, (*end, *issued));
+        }
+        let expected_buckets = folded.into_buckets();
+        let stored_buckets = self.lifetime_buckets()?;
+        report.token_mismatches += expected_buckets
+            .iter()
+            .filter(|(key, lives)| stored_buckets.get(key) != Some(lives))
+            .count() as u64;
+        report.token_mismatches += stored_buckets
+            .keys()
+            .filter(|key| !expected_buckets.contains_key(key))
+            .count() as u64;
+
         let by_seq = self.txn().open_table(EVENT_SEQ)?;
         let log = self.txn().open_table(EVENTS)?;
         for entry in by_seq.iter()? {
@@ -188,6 +205,8 @@ impl Store {
                     ends.insert((*tenant, end, token.as_str()), issued)?;
                 }
             }
+            drop(ends);
+            super::lifetimes::build_from_ends(txn)?;
             Ok(())
         })
         .await?;

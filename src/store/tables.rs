@@ -44,6 +44,13 @@ pub const TOKENS: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("to
 /// percentiles over a range without reading every token.
 pub const TOKEN_ENDS: TableDefinition<(u32, u64, &str), u64> = TableDefinition::new("token_ends");
 
+/// Token lifetimes by when the life ends: (tenant, granularity, bucket) → (lifetime ms,
+/// count) pairs; the `token_ends` index folded per hour and day (see `lifetimes`).
+pub const LIFETIMES: TableDefinition<LifetimeKey, &[u8]> = TableDefinition::new("lifetimes");
+
+/// (tenant, granularity, bucket).
+pub type LifetimeKey = (u32, u8, u32);
+
 /// Idempotency keys: (tenant, client's id) → receive time ms (kept 7 days).
 pub const DEDUP: TableDefinition<(u32, &str), u64> = TableDefinition::new("dedup");
 
@@ -82,6 +89,9 @@ pub const META_NEXT_SEQ: &str = "next_seq";
 pub const META_NEXT_TENANT: &str = "next_tenant";
 pub const META_NEXT_USER: &str = "next_user";
 pub const META_NEXT_KEY: &str = "next_key";
+/// Set once the `lifetimes` table has been filled from `token_ends` (stores written before
+/// the table existed get it filled at their first open).
+pub const META_LIFETIMES_BUILT: &str = "lifetimes_built";
 
 /// Distinct-count sketches and duration histograms per bucket:
 /// (tenant, granularity, bucket, kind) → a sketch (see `sketches::Sketch::encode`).

@@ -183,3 +183,62 @@ async fn pruning_forgets_only_expired_idempotency_keys() {
         .expect("ok");
     assert_eq!(ids, vec![None]);
 }
+
+/// A store written before the lifetime buckets existed gets them filled from `token_ends`
+/// when it is opened; a damaged bucket is found by `verify` and mended by `rebuild`.
+#[tokio::test]
+async fn lifetime_buckets_are_filled_at_first_open_and_rebuilt() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut issued = ev("token.issued", NOW);
+    issued.token = Some("t".into());
+    let mut revoked = ev("token.revoked", NOW + 60_000);
+    revoked.token = Some("t".into());
+    {
+        let store = Store::open(dir.path(), WriterConfig::default()).expect("opens");
+        store
+            .ingest(1, NOW, vec![issued, revoked])
+            .await
+            .expect("ingests");
+        // As an older release left it: no buckets, no mark.
+        store
+            .write(|txn| {
+                txn.open_table(tables::LIFETIMES)?.retain(|_, _| false)?;
+                txn.open_table(tables::META)?
+                    .remove(tables::META_LIFETIMES_BUILT)?;
+                Ok(())
+            })
+            .await
+            .expect("writes");
+        assert!(!store
+            .snapshot()
+            .expect("snap")
+            .verify()
+            .expect("verifies")
+            .is_consistent());
+        store.close();
+    }
+    let store = Store::open(dir.path(), WriterConfig::default()).expect("reopens");
+    let snap = store.snapshot().expect("snap");
+    assert!(snap.verify().expect("verifies").is_consistent());
+    assert_eq!(
+        snap.lifetime_buckets().expect("reads").len(),
+        2,
+        "an hour and a day"
+    );
+    drop(snap);
+    store
+        .write(|txn| {
+            txn.open_table(tables::LIFETIMES)?.retain(|_, _| false)?;
+            Ok(())
+        })
+        .await
+        .expect("writes");
+    let before = store.rebuild().await.expect("rebuilds");
+    assert!(before.token_mismatches > 0);
+    assert!(store
+        .snapshot()
+        .expect("snap")
+        .verify()
+        .expect("verifies")
+        .is_consistent());
+}

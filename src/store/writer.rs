@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use super::codec::{decode, encode};
 use super::counters::CounterDeltas;
+use super::lifetimes::LifetimeDeltas;
 use super::names::Names;
 use super::names::{self, PendingNames, SharedNames};
 use super::records::{CounterFields, EventRecord};
@@ -302,20 +303,24 @@ impl WriterState {
                 all_ids.push(ids);
             }
             let mut ends = txn.open_table(TOKEN_ENDS)?;
+            let mut lifetimes = LifetimeDeltas::default();
             for (key, state) in &tokens {
                 let (tenant, token) = (&key.0, &key.1);
                 token_table.insert((*tenant, token.as_str()), encode(state)?.as_slice())?;
                 let before = lives_before.get(key).copied().flatten();
                 let after = state.life();
                 if before != after {
-                    if let Some((end, _)) = before {
+                    if let Some(life @ (end, _)) = before {
                         ends.remove((*tenant, end, token.as_str()))?;
+                        lifetimes.remove(*tenant, life);
                     }
-                    if let Some((end, issued)) = after {
+                    if let Some(life @ (end, issued)) = after {
                         ends.insert((*tenant, end, token.as_str()), issued)?;
+                        lifetimes.add(*tenant, life);
                     }
                 }
             }
+            lifetimes.write(&mut txn.open_table(LIFETIMES)?)?;
             counters.write(&mut txn.open_table(COUNTERS)?)?;
             let mut names_table = txn.open_table(NAMES)?;
             for (id, text) in pending.added() {

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, HashSet};
 
 use gatewatch::model::time::HOUR_MS;
-use gatewatch::model::{Event, EventType, Outcome};
+use gatewatch::model::{Event, EventType, Outcome, TokenState};
 use gatewatch::query::{stats::stats, HourRange};
 use gatewatch::store::{Store, WriterConfig};
+use hdrhistogram::Histogram;
 use proptest::prelude::*;
 
 const BASE: u64 = 1_795_000_000_000 / HOUR_MS * HOUR_MS;
@@ -91,7 +92,8 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Store::open(dir.path(), WriterConfig::default()).expect("opens");
-        let received_at = BASE + 48 * HOUR_MS;
+        // "Now" inside an hour, so lifetimes come from whole-hour buckets and a part hour.
+        let received_at = BASE + 30 * HOUR_MS + 29 * 60_000 + 7;
         let mut accepted: Vec<(u32, Event)> = Vec::new();
         let mut keys = HashSet::new();
         for batch in &batches {
@@ -149,6 +151,91 @@ proptest! {
             prop_assert_eq!(&got.by_type, &by_type);
             prop_assert_eq!(&got.issued_by_grant_type, &by_grant);
             prop_assert_eq!(got.unique_clients, clients.len() as u64);
+
+            // Token lifetimes: every token's life folded from its events, counted when it
+            // ends in the range and no later than now.
+            let mut states: BTreeMap<&str, TokenState> = BTreeMap::new();
+            for (t, e) in &accepted {
+                if let (true, Some(token)) = (*t == tenant, e.token.as_deref()) {
+                    states.entry(token).or_default().apply(e);
+                }
+            }
+            let mut lives = Histogram::<u64>::new(3).expect("a histogram");
+            for state in states.values() {
+                let Some((end, issued)) = state.life() else { continue };
+                let mine = client.is_none() || state.client_id == client;
+                if mine && end >= range.from && end < range.to && end <= received_at {
+                    lives.record(end.saturating_sub(issued)).expect("records");
+                }
+            }
+            let l = &got.token_lifetime_ms;
+            prop_assert_eq!(l.count, lives.len());
+            if !lives.is_empty() {
+                prop_assert_eq!(l.p50, lives.value_at_quantile(0.5));
+                prop_assert_eq!(l.p99, lives.value_at_quantile(0.99));
+                prop_assert_eq!(l.max, lives.max());
+            }
         }
     }
+}
+
+/// Lifetimes ending in past hours come from the hour and day buckets, those of the hour
+/// holding "now" from the index up to now; a planned expiry still ahead does not count.
+#[test]
+fn lifetimes_count_whole_hours_and_the_current_part_hour_up_to_now() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path(), WriterConfig::default()).expect("opens");
+    let now = BASE + 72 * HOUR_MS + 40 * 60_000;
+    let issued = |token: &str, ts: u64, expires: Option<u64>| {
+        let mut e = Event::new(EventType::parse("token.issued").expect("a type"), ts);
+        e.token = Some(token.into());
+        e.expires_at = expires;
+        e
+    };
+    let revoked = |token: &str, ts: u64| {
+        let mut e = Event::new(EventType::parse("token.revoked").expect("a type"), ts);
+        e.token = Some(token.into());
+        e
+    };
+    let events = vec![
+        // Ended two days ago: a day bucket.
+        issued("a", BASE, None),
+        revoked("a", BASE + 60_000),
+        // Ended 10 minutes ago: the part hour.
+        issued("b", BASE + 71 * HOUR_MS, None),
+        revoked("b", now - 10 * 60_000),
+        // Expires in 10 minutes: not yet a lifetime.
+        issued("c", BASE + 72 * HOUR_MS, Some(now + 10 * 60_000)),
+        // Planned to expire in 10 minutes, but revoked an hour ago: its life moved.
+        issued("d", BASE + 70 * HOUR_MS, Some(now + 10 * 60_000)),
+        revoked("d", now - HOUR_MS),
+    ];
+    runtime
+        .block_on(store.ingest(1, now, events))
+        .expect("ingests");
+    let snap = store.snapshot().expect("snapshot");
+    assert!(snap.verify().expect("verifies").is_consistent());
+    let range = HourRange {
+        from: BASE,
+        to: BASE + 96 * HOUR_MS,
+    };
+    let filter = gatewatch::query::StatsFilter::default();
+    let got = stats(&snap, 1, range, &filter, now).expect("stats");
+    assert_eq!(
+        got.token_lifetime_ms.count, 3,
+        "{:?}",
+        got.token_lifetime_ms
+    );
+    assert_eq!(
+        got.token_lifetime_ms.p50 / 60_000,
+        90,
+        "a lived 1 min, b 1 h 30 min, d 1 h 40 min"
+    );
+    // Once c's expiry has passed, it counts too.
+    let later = stats(&snap, 1, range, &filter, now + HOUR_MS).expect("stats");
+    assert_eq!(later.token_lifetime_ms.count, 4);
 }
