@@ -87,6 +87,14 @@ impl LoginThrottle {
             let window = self.policy.window_ms.max(self.policy.block_ms);
             self.failures
                 .retain(|_, f| now.saturating_sub(f.last) < window);
+            // Still full (a distributed spray): forget the oldest half, so memory stays
+            // bounded whatever the attacker sends.
+            if self.failures.len() >= SWEEP_AT {
+                let mut lasts: Vec<u64> = self.failures.values().map(|f| f.last).collect();
+                let middle = lasts.len() / 2;
+                let (_, &mut median, _) = lasts.select_nth_unstable(middle);
+                self.failures.retain(|_, f| f.last > median);
+            }
         }
         let window = self.policy.window_ms;
         for key in keys(ip, user) {
@@ -199,6 +207,20 @@ mod tests {
         );
         let later = 1_000 + ThrottlePolicy::default().window_ms;
         assert!(t.check(IP, "bob", later).is_none());
+    }
+
+    #[test]
+    fn memory_stays_bounded_under_a_spray() {
+        let mut t = LoginThrottle::default();
+        for i in 0..(SWEEP_AT as u64 * 3) {
+            let ip = Some(IpAddr::V6(std::net::Ipv6Addr::from(u128::from(i))));
+            t.record_failure(ip, &format!("user{i}"), 1_000 + i);
+        }
+        assert!(t.failures.len() <= SWEEP_AT + 2);
+        // The most recent attackers are still remembered.
+        let last = SWEEP_AT as u64 * 3 - 1;
+        let ip = IpAddr::V6(std::net::Ipv6Addr::from(u128::from(last)));
+        assert!(t.failures.contains_key(&Key::Ip(ip)));
     }
 
     #[test]
