@@ -142,11 +142,8 @@ fn distinct_and_durations(
     let mut clients: HashSet<String> = HashSet::new();
     let mut ips: HashSet<std::net::IpAddr> = HashSet::new();
     let mut durations = histogram()?;
-    snap.for_each_event(tenant, range.from, range.to, |stored| {
+    let mut visit = |stored: crate::store::StoredEvent| {
         let e = stored.event;
-        if client_id.is_some() && e.client_id.as_deref() != client_id {
-            return Ok(());
-        }
         if let Some(user) = e.user_id {
             users.insert(user);
         }
@@ -161,7 +158,13 @@ fn distinct_and_durations(
             let _ = durations.record(u64::from(d));
         }
         Ok(())
-    })?;
+    };
+    match client_id {
+        Some(client) => {
+            snap.for_each_event_of_client(tenant, range.from, range.to, client, &mut visit)?
+        }
+        None => snap.for_each_event(tenant, range.from, range.to, &mut visit)?,
+    }
     stats.unique_users = users.len() as u64;
     stats.unique_clients = clients.len() as u64;
     stats.unique_ips = ips.len() as u64;

@@ -204,6 +204,32 @@ impl Snapshot {
         Ok(Some(hours))
     }
 
+    /// Calls `visit` for every event of client `client` of `tenant` in `[from, to)`,
+    /// oldest first. The client is checked on each record's head, so the others are never
+    /// decoded whole.
+    pub fn for_each_event_of_client(
+        &self,
+        tenant: u32,
+        from: u64,
+        to: u64,
+        client: &str,
+        mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let Some(want) = self.names.id(client) else {
+            return Ok(()); // a client never seen has no events
+        };
+        let log = self.txn.open_table(EVENTS)?;
+        for entry in log.range((tenant, from, 0)..(tenant, to, 0))? {
+            let (key, bytes) = entry?;
+            let head: RecordHead = decode(bytes.value(), "event")?;
+            if head.client == Some(want) {
+                let (_, ts, seq) = key.value();
+                visit(self.decode_event(tenant, ts, seq, bytes.value())?)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Calls `visit` for every event of `tenant` in `[from, to)`, oldest first.
     pub fn for_each_event(
         &self,
