@@ -113,9 +113,12 @@ impl Sketch {
                 if !sane {
                     return Err(corrupt("histogram header"));
                 }
-                let histogram: Histogram<u64> = Deserializer::new()
+                let mut histogram: Histogram<u64> = Deserializer::new()
                     .deserialize(&mut &body[..])
                     .map_err(|e| corrupt(&format!("histogram: {e:?}")))?;
+                // A deserialized histogram keeps the bounds it was saved with; without
+                // this, merging a longer duration into it fails and its counts are lost.
+                histogram.auto(true);
                 Sketch::Durations(histogram)
             }
             _ => return Err(corrupt("unknown tag")),
@@ -426,6 +429,26 @@ mod tests {
             let back = Sketch::decode(&bytes).expect("decodes");
             assert_eq!(back.encode().expect("encodes"), bytes);
         }
+    }
+
+    /// Regression: a stored histogram came back with the bounds it was saved with, so a
+    /// later, longer duration merged into it was silently dropped with all its bucket's
+    /// counts (two stores of the same events disagreed on `duration_ms.count`).
+    #[test]
+    fn a_stored_histogram_takes_longer_durations_when_merged() {
+        let mut short = histogram().expect("histogram");
+        let _ = short.record(40);
+        let mut stored =
+            Sketch::decode(&Sketch::Durations(short).encode().expect("encodes")).expect("decodes");
+        let mut long = histogram().expect("histogram");
+        let _ = long.record(3_600_000);
+        let _ = long.record(12);
+        stored.merge(&Sketch::Durations(long));
+        let Sketch::Durations(merged) = stored else {
+            panic!("a duration sketch")
+        };
+        assert_eq!(merged.len(), 3);
+        assert_eq!(merged.max(), merged.highest_equivalent(3_600_000));
     }
 
     #[test]
