@@ -59,7 +59,7 @@ pub async fn route(request: Request<Incoming>, app: &Arc<App>, peer: SocketAddr)
             return match export::stream(app, &session.principal(), tenant, &query).await {
                 Ok(response) => response,
                 Err(error) => write(
-                    web::error_response(Some(session), &error),
+                    web::error_page(Some(session), &error),
                     app.web_settings().secure_cookies,
                 ),
             };

@@ -71,6 +71,30 @@ impl Stats {
         ratio(self.total_failed, self.total_failed + self.total_success)
     }
 
+    /// Counts `n` events of `type_name` with `outcome` in hour bucket `hour` (hours since
+    /// the epoch) into every total they belong to — the one tally of counters and scans.
+    fn count(&mut self, type_name: &str, outcome: Option<Outcome>, hour: u32, n: u64) {
+        self.total_events += n;
+        *self.by_type.entry(type_name.to_owned()).or_default() += n;
+        if let Some(o) = outcome {
+            *self.by_outcome.entry(o.as_str()).or_default() += n;
+        }
+        self.by_hour_of_day[(hour % 24) as usize] += n;
+        match outcome {
+            Some(Outcome::Success) => self.total_success += n,
+            Some(Outcome::Failure) => self.total_failed += n,
+            Some(Outcome::RateLimited) => self.total_rate_limited += n,
+            Some(Outcome::Blocked) => self.total_blocked += n,
+            Some(Outcome::Info) | None => {}
+        }
+        match type_name {
+            "token.issued" => self.total_issued += n,
+            "token.refreshed" => self.total_refreshed += n,
+            "token.userinfo_accessed" => self.total_userinfo += n,
+            _ => {}
+        }
+    }
+
     /// refreshed / issued, 0 when nothing was issued.
     pub fn refresh_rate(&self) -> f64 {
         ratio(self.total_refreshed, self.total_issued)
@@ -198,30 +222,10 @@ fn scanned(
         {
             return Ok(());
         }
-        stats.total_events += 1;
-        *stats
-            .by_type
-            .entry(e.event_type.as_str().to_owned())
-            .or_default() += 1;
-        *stats.by_outcome.entry(e.outcome.as_str()).or_default() += 1;
-        stats.by_hour_of_day[(crate::model::time::hour_of(e.ts) % 24) as usize] += 1;
-        match e.outcome {
-            Outcome::Success => stats.total_success += 1,
-            Outcome::Failure => stats.total_failed += 1,
-            Outcome::RateLimited => stats.total_rate_limited += 1,
-            Outcome::Blocked => stats.total_blocked += 1,
-            Outcome::Info => {}
-        }
-        match e.event_type.as_str() {
-            "token.issued" => {
-                stats.total_issued += 1;
-                if let Some(grant) = e.grant_type {
-                    *stats.issued_by_grant_type.entry(grant).or_default() += 1;
-                }
-            }
-            "token.refreshed" => stats.total_refreshed += 1,
-            "token.userinfo_accessed" => stats.total_userinfo += 1,
-            _ => {}
+        let hour = crate::model::time::hour_of(e.ts);
+        stats.count(e.event_type.as_str(), Some(e.outcome), hour, 1);
+        if let (Some(grant), "token.issued") = (e.grant_type, e.event_type.as_str()) {
+            *stats.issued_by_grant_type.entry(grant).or_default() += 1;
         }
         if let Some(client) = e.client_id {
             clients.insert(client);
@@ -324,26 +328,12 @@ fn totals(
     let (from, to) = range.buckets();
     for row in snap.counters(tenant, Granularity::Hour, dim, value, from, to)? {
         let type_name = names.text(row.type_id).unwrap_or("?");
-        let outcome = Outcome::from_code(row.outcome);
-        stats.total_events += row.count;
-        *stats.by_type.entry(type_name.to_owned()).or_default() += row.count;
-        if let Some(o) = outcome {
-            *stats.by_outcome.entry(o.as_str()).or_default() += row.count;
-        }
-        stats.by_hour_of_day[(row.bucket % 24) as usize] += row.count;
-        match outcome {
-            Some(Outcome::Success) => stats.total_success += row.count,
-            Some(Outcome::Failure) => stats.total_failed += row.count,
-            Some(Outcome::RateLimited) => stats.total_rate_limited += row.count,
-            Some(Outcome::Blocked) => stats.total_blocked += row.count,
-            Some(Outcome::Info) | None => {}
-        }
-        match type_name {
-            "token.issued" => stats.total_issued += row.count,
-            "token.refreshed" => stats.total_refreshed += row.count,
-            "token.userinfo_accessed" => stats.total_userinfo += row.count,
-            _ => {}
-        }
+        stats.count(
+            type_name,
+            Outcome::from_code(row.outcome),
+            row.bucket,
+            row.count,
+        );
     }
     let grants = match client_id.and_then(|c| names.id(c)) {
         Some(client) => snap

@@ -17,7 +17,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 ];
 
 /// The content type and bytes of asset `name`.
-pub fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
+fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
     ASSETS
         .iter()
         .find(|(n, _, _)| *n == name)

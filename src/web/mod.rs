@@ -23,8 +23,6 @@ use std::sync::Arc;
 
 use crate::app::{App, AppError, Session};
 
-pub use assets::asset;
-
 /// GET or POST: the only methods the dashboard answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WebMethod {
@@ -246,11 +244,6 @@ fn csrf_ok(session: &Session, request: &WebRequest) -> bool {
         .is_some_and(|sent| crate::app::secrets::constant_time_eq(sent, &session.csrf))
 }
 
-/// An error as a page, for `http` (the export's failures).
-pub fn error_response(session: Option<&Session>, error: &AppError) -> WebResponse {
-    error_page(session, error)
-}
-
 /// A 405 page: the dashboard answers GET and POST only.
 pub fn method_not_allowed() -> WebResponse {
     plain_error(405, "Not allowed", "this page answers GET and POST only")
@@ -261,8 +254,8 @@ pub fn plain_error(status: u16, title: &str, message: &str) -> WebResponse {
     layout::render_error(None, status, title, message)
 }
 
-/// An error as a page with the status it deserves.
-fn error_page(session: Option<&Session>, error: &AppError) -> WebResponse {
+/// An error as a page with the status it deserves (also `http`'s, for the export).
+pub fn error_page(session: Option<&Session>, error: &AppError) -> WebResponse {
     let (status, title) = match error {
         AppError::Invalid { .. } => (400, "That did not work"),
         AppError::Unauthorized(_) => (401, "Please log in"),
