@@ -1,34 +1,54 @@
-//! Opening a store: schema version check, table creation, loading what the writer needs.
+//! Opening a store: schema version check, upgrade of older layouts, table creation,
+//! loading what the writer needs.
 
-use redb::{Database, ReadableDatabase, ReadableTable};
+use std::sync::Arc;
 
-use super::names::Names;
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
+
+use super::codec::{decode, encode};
+use super::names::{Names, PendingNames};
+use super::records::EventRecord;
 use super::tables::*;
 use super::StoreError;
 
 /// The schema this build writes and reads.
-pub const SCHEMA_VERSION: u64 = 1;
+///
+/// 1. The log keyed by (tenant, ts, seq) plus a seq → (tenant, ts) index.
+/// 2. The log keyed by (tenant, seq) plus a (tenant, ts, seq) time index; records hold
+///    their `ts`, other times as differences to it, and intern routes, errors and scopes.
+pub const SCHEMA_VERSION: u64 = 2;
 
-/// Creates every table, records or checks the schema version, and returns the next event
-/// sequence number and the sketch watermark.
+/// Events moved from a version 1 log per transaction.
+const UPGRADE_CHUNK: usize = 50_000;
+
+/// Creates every table, upgrades an older layout, records or checks the schema version,
+/// and returns the next event sequence number and the sketch watermark.
 pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
+    let found = {
+        let txn = db.begin_read()?;
+        match txn.open_table(META) {
+            Ok(meta) => meta.get(META_SCHEMA_VERSION)?.map(|v| v.value()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    match found {
+        Some(v) if v > SCHEMA_VERSION => {
+            return Err(StoreError::TooNew {
+                found: v,
+                supported: SCHEMA_VERSION,
+            })
+        }
+        Some(1) => v1::upgrade(db)?,
+        _ => {}
+    }
     let txn = db.begin_write()?;
     let next_seq;
     let sketch_seq;
     {
         let mut meta = txn.open_table(META)?;
-        let found = meta.get(META_SCHEMA_VERSION)?.map(|v| v.value());
-        match found {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::TooNew {
-                    found: v,
-                    supported: SCHEMA_VERSION,
-                })
-            }
-            Some(_) => {}
-            None => {
-                meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
-            }
+        if meta.get(META_SCHEMA_VERSION)?.is_none() {
+            meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
         }
         next_seq = meta.get(META_NEXT_SEQ)?.map_or(1, |v| v.value());
         sketch_seq = meta.get(META_SKETCH_SEQ)?.map_or(1, |v| v.value());
@@ -39,8 +59,8 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         txn.open_table(MEMBERS)?;
         txn.open_table(API_KEYS)?;
         txn.open_table(NAMES)?;
-        txn.open_table(EVENTS)?;
-        txn.open_table(EVENT_SEQ)?;
+        txn.open_table(LOG)?;
+        txn.open_table(EVENT_TIMES)?;
         txn.open_table(COUNTERS)?;
         txn.open_table(TOKENS)?;
         txn.open_table(DEDUP)?;
@@ -59,8 +79,10 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
 
 /// Every interned string, in id order.
 pub fn load_names(db: &Database) -> Result<Names, StoreError> {
-    let txn = db.begin_read()?;
-    let table = txn.open_table(NAMES)?;
+    names_of(&db.begin_read()?.open_table(NAMES)?)
+}
+
+fn names_of(table: &impl ReadableTable<u32, &'static str>) -> Result<Names, StoreError> {
     let mut texts = Vec::new();
     for (expected, entry) in table.iter()?.enumerate() {
         let (id, text) = entry?;
@@ -73,4 +95,147 @@ pub fn load_names(db: &Database) -> Result<Names, StoreError> {
         texts.push(text.value().to_owned());
     }
     Ok(Names::from_ordered(texts))
+}
+
+/// The version 1 layout, and its upgrade.
+pub(super) mod v1 {
+    use std::net::IpAddr;
+
+    use redb::TableDefinition;
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::model::{Event, EventType, Outcome};
+    use crate::store::records::Text;
+
+    /// (tenant, ts ms, seq) → [`Record`].
+    pub const EVENTS: TableDefinition<(u32, u64, u64), &[u8]> = TableDefinition::new("events");
+    /// seq → (tenant, ts ms).
+    pub const EVENT_SEQ: TableDefinition<u64, (u32, u64)> = TableDefinition::new("event_seq");
+
+    /// An event record as version 1 stored it.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Record {
+        pub received_at: u64,
+        pub type_id: u32,
+        pub outcome: u8,
+        pub client: Option<u32>,
+        pub id: Option<String>,
+        pub token: Option<String>,
+        pub user_id: Option<String>,
+        pub device_id: Option<String>,
+        pub grant: Option<u32>,
+        pub scopes: Vec<String>,
+        pub ip: Option<IpAddr>,
+        pub user_agent: Option<Text>,
+        pub method: Option<u32>,
+        pub route: Option<String>,
+        pub status: Option<u16>,
+        pub error: Option<String>,
+        pub expires_at: Option<u64>,
+        pub duration_ms: Option<u32>,
+        pub context: Option<String>,
+    }
+
+    impl Record {
+        fn into_event(self, ts: u64, names: &Names) -> Result<Event, StoreError> {
+            let name = |id: u32| -> Result<String, StoreError> {
+                names
+                    .text(id)
+                    .map(str::to_owned)
+                    .ok_or_else(|| StoreError::Corrupt(format!("name id {id} is unknown")))
+            };
+            Ok(Event {
+                event_type: EventType::parse(&name(self.type_id)?)
+                    .ok_or_else(|| StoreError::Corrupt("stored event type is malformed".into()))?,
+                ts,
+                id: self.id,
+                outcome: Outcome::from_code(self.outcome)
+                    .ok_or_else(|| StoreError::Corrupt(format!("outcome code {}", self.outcome)))?,
+                token: self.token,
+                client_id: self.client.map(name).transpose()?,
+                user_id: self.user_id,
+                device_id: self.device_id,
+                grant_type: self.grant.map(name).transpose()?,
+                scopes: self.scopes,
+                ip: self.ip,
+                user_agent: match self.user_agent {
+                    Some(Text::Id(id)) => Some(name(id)?),
+                    Some(Text::Inline(text)) => Some(text),
+                    None => None,
+                },
+                method: self.method.map(name).transpose()?,
+                route: self.route,
+                status: self.status,
+                error: self.error,
+                expires_at: self.expires_at,
+                duration_ms: self.duration_ms,
+                context: self.context,
+            })
+        }
+    }
+
+    /// Moves a version 1 log into the current layout, a chunk of events per transaction.
+    /// Each chunk leaves the old table in the transaction that writes it to the new one,
+    /// so an upgrade cut short resumes where it stopped at the next open. Aggregates,
+    /// tokens and seqs are unchanged.
+    pub fn upgrade(db: &Database) -> Result<(), StoreError> {
+        let total = db.begin_read()?.open_table(EVENTS)?.len()?;
+        tracing::info!(
+            events = total,
+            "upgrading the store's log to schema version 2"
+        );
+        let mut moved = 0u64;
+        loop {
+            let txn = db.begin_write()?;
+            let chunk = move_chunk(&txn, UPGRADE_CHUNK)?;
+            txn.commit()?;
+            if chunk == 0 {
+                break;
+            }
+            moved += chunk;
+            tracing::info!(moved, total, "upgrading the log");
+        }
+        let txn = db.begin_write()?;
+        txn.delete_table(EVENTS)?;
+        txn.delete_table(EVENT_SEQ)?;
+        txn.open_table(META)?
+            .insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
+        txn.commit()?;
+        tracing::info!(moved, "store upgraded to schema version 2");
+        Ok(())
+    }
+
+    /// Moves the oldest `chunk` events of the old log; returns how many.
+    pub(in crate::store) fn move_chunk(
+        txn: &WriteTransaction,
+        chunk: usize,
+    ) -> Result<u64, StoreError> {
+        let mut names_table = txn.open_table(NAMES)?;
+        let mut pending = PendingNames::new(Arc::new(names_of(&names_table)?));
+        let mut old = txn.open_table(EVENTS)?;
+        let mut log = txn.open_table(LOG)?;
+        let mut times = txn.open_table(EVENT_TIMES)?;
+        let mut last = None;
+        let mut moved = 0;
+        for entry in old.iter()?.take(chunk) {
+            let (key, bytes) = entry?;
+            let (tenant, ts, seq) = key.value();
+            let record: Record = decode(bytes.value(), "version 1 event")?;
+            let received_at = record.received_at;
+            let event = record.into_event(ts, pending.base())?;
+            let record = EventRecord::from_event(&event, received_at, &mut pending);
+            log.insert((tenant, seq), encode(&record)?.as_slice())?;
+            times.insert((tenant, ts, seq), ())?;
+            last = Some((tenant, ts, seq));
+            moved += 1;
+        }
+        if let Some(last) = last {
+            old.retain_in(..=last, |_, _| false)?;
+        }
+        for (id, text) in pending.added() {
+            names_table.insert(id, text)?;
+        }
+        Ok(moved)
+    }
 }

@@ -79,6 +79,11 @@ impl PendingNames {
         }
     }
 
+    /// The names committed before this transaction.
+    pub fn base(&self) -> &Names {
+        &self.base
+    }
+
     /// The id of `text`, if it is interned (committed or pending).
     pub fn get(&self, text: &str) -> Option<u32> {
         self.base

@@ -13,8 +13,23 @@ use super::records::{EventRecord, RecordHead};
 use super::sketches::SharedBook;
 use super::tables::*;
 use super::StoreError;
-use crate::model::time::{hour_of, HOUR_MS};
+use crate::model::time::{day_of, hour_of, HOUR_MS};
 use crate::model::{Event, Outcome};
+
+/// A range scan reads the tenant's whole log in seq order when at least one in this many
+/// of its events is in the range: reading pages in order is several times cheaper per
+/// event than fetching each one through the time index.
+const SEQUENTIAL_SHARE: u64 = 4;
+
+/// The logged record of an event the time index lists.
+fn logged<'a>(
+    log: &'a redb::ReadOnlyTable<(u32, u64), &'static [u8]>,
+    tenant: u32,
+    seq: u64,
+) -> Result<redb::AccessGuard<'a, &'static [u8]>, StoreError> {
+    log.get((tenant, seq))?
+        .ok_or_else(|| StoreError::Corrupt(format!("event {seq} is indexed but not logged")))
+}
 
 /// A read transaction plus the interned names it may refer to.
 pub struct Snapshot {
@@ -107,7 +122,8 @@ impl Snapshot {
         before: Option<(u64, u64)>,
         limit: usize,
     ) -> Result<EventPage, StoreError> {
-        let log = self.txn.open_table(EVENTS)?;
+        let times = self.txn.open_table(EVENT_TIMES)?;
+        let log = self.txn.open_table(LOG)?;
         let upper = match before {
             Some((ts, seq)) if ts < filter.to => (tenant, ts, seq),
             _ => (tenant, filter.to, 0),
@@ -145,9 +161,9 @@ impl Snapshot {
         let mut events: Vec<StoredEvent> = Vec::new();
         let mut next = None;
         'spans: for (start, end) in spans {
-            for entry in log.range(start..end)?.rev() {
-                let (key, bytes) = entry?;
-                let (_, ts, seq) = key.value();
+            for entry in times.range(start..end)?.rev() {
+                let (_, _, seq) = entry?.0.value();
+                let bytes = logged(&log, tenant, seq)?;
                 let head: RecordHead = decode(bytes.value(), "event")?;
                 if want_type.is_some_and(|t| t != head.type_id)
                     || want_outcome.is_some_and(|o| o != head.outcome)
@@ -155,7 +171,7 @@ impl Snapshot {
                 {
                     continue;
                 }
-                let stored = self.decode_event(tenant, ts, seq, bytes.value())?;
+                let stored = self.decode_event(tenant, seq, bytes.value())?;
                 if filter.matches(&stored.event) {
                     if let Some(last) = events.last().filter(|_| events.len() == limit) {
                         next = Some((last.event.ts, last.seq));
@@ -204,79 +220,100 @@ impl Snapshot {
         Ok(Some(hours))
     }
 
-    /// Calls `visit` for every event of client `client` of `tenant` in `[from, to)`,
-    /// oldest first. The client is checked on each record's head, so the others are never
-    /// decoded whole.
+    /// Calls `visit` for every event of client `client` of `tenant` in `[from, to)`, in
+    /// no particular order. The client is checked on each record's head, so the others
+    /// are never decoded whole.
     pub fn for_each_event_of_client(
         &self,
         tenant: u32,
         from: u64,
         to: u64,
         client: &str,
-        mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
+        visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let Some(want) = self.names.id(client) else {
             return Ok(()); // a client never seen has no events
         };
-        let log = self.txn.open_table(EVENTS)?;
-        for entry in log.range((tenant, from, 0)..(tenant, to, 0))? {
-            let (key, bytes) = entry?;
-            let head: RecordHead = decode(bytes.value(), "event")?;
-            if head.client == Some(want) {
-                let (_, ts, seq) = key.value();
-                visit(self.decode_event(tenant, ts, seq, bytes.value())?)?;
-            }
-        }
-        Ok(())
+        self.scan(tenant, from, to, |head| head.client == Some(want), visit)
     }
 
-    /// Calls `visit` for every event of `tenant` in `[from, to)`, oldest first.
+    /// Calls `visit` for every event of `tenant` in `[from, to)`, in no particular order.
     pub fn for_each_event(
         &self,
         tenant: u32,
         from: u64,
         to: u64,
+        visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.scan(tenant, from, to, |_| true, visit)
+    }
+
+    /// The events of `tenant` in `[from, to)` whose head passes `keep`. When the range
+    /// holds most of the tenant's events, its log is read in seq order (pages one after
+    /// the other) and the rest skipped on their heads; otherwise the time index is walked
+    /// and each event fetched from the log.
+    fn scan(
+        &self,
+        tenant: u32,
+        from: u64,
+        to: u64,
+        keep: impl Fn(&RecordHead) -> bool,
         mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let log = self.txn.open_table(EVENTS)?;
-        for entry in log.range((tenant, from, 0)..(tenant, to, 0))? {
-            let (key, bytes) = entry?;
-            let (_, ts, seq) = key.value();
-            visit(self.decode_event(tenant, ts, seq, bytes.value())?)?;
+        let log = self.txn.open_table(LOG)?;
+        let mut consider = |seq: u64, bytes: &[u8]| -> Result<(), StoreError> {
+            let head: RecordHead = decode(bytes, "event")?;
+            if (from..to).contains(&head.ts) && keep(&head) {
+                visit(self.decode_event(tenant, seq, bytes)?)?;
+            }
+            Ok(())
+        };
+        let (in_range, total) = self.events_near(tenant, from, to)?;
+        if in_range.saturating_mul(SEQUENTIAL_SHARE) >= total {
+            for entry in log.range((tenant, 0)..=(tenant, u64::MAX))? {
+                let (key, bytes) = entry?;
+                consider(key.value().1, bytes.value())?;
+            }
+        } else {
+            let times = self.txn.open_table(EVENT_TIMES)?;
+            for entry in times.range((tenant, from, 0)..(tenant, to, 0))? {
+                let (_, _, seq) = entry?.0.value();
+                consider(seq, logged(&log, tenant, seq)?.value())?;
+            }
         }
         Ok(())
     }
 
-    /// The event with server id `seq`, if it belongs to `tenant`.
-    pub fn event(&self, tenant: u32, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-        let Some(place) = self.txn.open_table(EVENT_SEQ)?.get(seq)? else {
-            return Ok(None);
-        };
-        let (owner, ts) = place.value();
-        if owner != tenant {
-            return Ok(None);
-        }
-        let log = self.txn.open_table(EVENTS)?;
-        let Some(bytes) = log.get((tenant, ts, seq))? else {
-            return Ok(None);
-        };
-        self.decode_event(tenant, ts, seq, bytes.value()).map(Some)
+    /// How many events of `tenant` fall on the UTC days touching `[from, to)`, and how
+    /// many it has in all, from the day counters.
+    fn events_near(&self, tenant: u32, from: u64, to: u64) -> Result<(u64, u64), StoreError> {
+        let days = day_of(from)..=day_of(to.saturating_sub(1));
+        let rows = self.counters(tenant, Granularity::Day, Dim::Type, Some(0), 0, u32::MAX)?;
+        Ok(rows.iter().fold((0, 0), |(near, total), row| {
+            let here = if days.contains(&row.bucket) {
+                row.count
+            } else {
+                0
+            };
+            (near + here, total + row.count)
+        }))
     }
 
-    fn decode_event(
-        &self,
-        tenant: u32,
-        ts: u64,
-        seq: u64,
-        bytes: &[u8],
-    ) -> Result<StoredEvent, StoreError> {
+    /// The event with server id `seq`, if it belongs to `tenant`.
+    pub fn event(&self, tenant: u32, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        match self.txn.open_table(LOG)?.get((tenant, seq))? {
+            Some(bytes) => self.decode_event(tenant, seq, bytes.value()).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn decode_event(&self, tenant: u32, seq: u64, bytes: &[u8]) -> Result<StoredEvent, StoreError> {
         let record: EventRecord = decode(bytes, "event")?;
-        let received_at = record.received_at;
         Ok(StoredEvent {
             seq,
             tenant,
-            received_at,
-            event: record.into_event(ts, &self.names)?,
+            received_at: record.received_at(),
+            event: record.into_event(&self.names)?,
         })
     }
 

@@ -52,13 +52,17 @@ pub struct SessionRecord {
     pub expires_at: u64,
 }
 
-/// An event as stored in the log. Repeated strings are interned (see `names`).
+/// An event as stored in the log (the value of [`super::tables::LOG`]). Repeated strings
+/// are interned (see `names`); times other than `ts` are stored as their difference to
+/// `ts`, which is small in real traffic and makes a short varint.
 ///
-/// Field order is part of the format: the first four fields are also read alone, as a
+/// Field order is part of the format: the first five fields are also read alone, as a
 /// [`RecordHead`], to filter a listing without decoding whole records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventRecord {
-    pub received_at: u64,
+    pub ts: u64,
+    /// `received_at − ts`, wrapping (see [`delta`]).
+    pub received_delta: i64,
     pub type_id: u32,
     pub outcome: u8,
     pub client: Option<u32>,
@@ -67,14 +71,15 @@ pub struct EventRecord {
     pub user_id: Option<String>,
     pub device_id: Option<String>,
     pub grant: Option<u32>,
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Text>,
     pub ip: Option<IpAddr>,
     pub user_agent: Option<Text>,
     pub method: Option<u32>,
-    pub route: Option<String>,
+    pub route: Option<Text>,
     pub status: Option<u16>,
-    pub error: Option<String>,
-    pub expires_at: Option<u64>,
+    pub error: Option<Text>,
+    /// `expires_at − ts`, wrapping.
+    pub expires_delta: Option<i64>,
     pub duration_ms: Option<u32>,
     pub context: Option<String>,
 }
@@ -82,14 +87,33 @@ pub struct EventRecord {
 /// The leading fields of an [`EventRecord`], decodable from its bytes alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct RecordHead {
-    pub received_at: u64,
+    pub ts: u64,
+    pub received_delta: i64,
     pub type_id: u32,
     pub outcome: u8,
     pub client: Option<u32>,
 }
 
-/// A free-text field that is usually repeated: interned while the names table is below
-/// its cap ([`super::names::MAX_FREE_NAMES`]), stored inline beyond it.
+/// `time − ts` as a signed difference. Wrapping both ways, so that [`undelta`] gives back
+/// any `u64` exactly, while times near `ts` encode in a byte or a few.
+pub fn delta(time: u64, ts: u64) -> i64 {
+    time.wrapping_sub(ts) as i64
+}
+
+/// The time whose [`delta`] to `ts` is `delta`.
+pub fn undelta(delta: i64, ts: u64) -> u64 {
+    ts.wrapping_add(delta as u64)
+}
+
+impl RecordHead {
+    pub fn received_at(&self) -> u64 {
+        undelta(self.received_delta, self.ts)
+    }
+}
+
+/// A sender-chosen text that is usually repeated (user agents, routes, errors, scopes):
+/// interned while the names table is below its cap ([`super::names::MAX_FREE_NAMES`]),
+/// stored inline beyond it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Text {
     Id(u32),
@@ -121,7 +145,8 @@ impl EventRecord {
     }
 
     /// The record for `event` if `name` knows the id of each of its repeated strings.
-    /// `name(text, free)` is asked with `free` set for free texts (user agents); when it
+    /// `name(text, free)` is asked with `free` set for free texts (user agents, routes,
+    /// errors, scopes); when it
     /// knows no id for one, the text is stored inline if `inline_unknown` is set, else no
     /// record is built.
     pub fn with_names(
@@ -130,14 +155,28 @@ impl EventRecord {
         inline_unknown: bool,
         mut name: impl FnMut(&str, bool) -> Option<u32>,
     ) -> Option<Self> {
-        let user_agent = match &event.user_agent {
-            None => None,
-            Some(text) => match name(text, true) {
-                Some(id) => Some(Text::Id(id)),
-                None if inline_unknown => Some(Text::Inline(text.clone())),
-                None => return None,
-            },
+        // A free text's stored form; `Err` when it has no id and may not be inlined.
+        let mut free = |text: &str| -> Result<Text, ()> {
+            match name(text, true) {
+                Some(id) => Ok(Text::Id(id)),
+                None if inline_unknown => Ok(Text::Inline(text.to_owned())),
+                None => Err(()),
+            }
         };
+        let user_agent = event
+            .user_agent
+            .as_deref()
+            .map(&mut free)
+            .transpose()
+            .ok()?;
+        let route = event.route.as_deref().map(&mut free).transpose().ok()?;
+        let error = event.error.as_deref().map(&mut free).transpose().ok()?;
+        let scopes = event
+            .scopes
+            .iter()
+            .map(|scope| free(scope))
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
         let mut optional = |text: &Option<String>| -> Option<Option<u32>> {
             match text {
                 Some(t) => name(t, false).map(Some),
@@ -148,7 +187,8 @@ impl EventRecord {
         let grant = optional(&event.grant_type)?;
         let method = optional(&event.method)?;
         Some(EventRecord {
-            received_at,
+            ts: event.ts,
+            received_delta: delta(received_at, event.ts),
             type_id: name(event.event_type.as_str(), false)?,
             outcome: event.outcome.code(),
             id: event.id.clone(),
@@ -157,17 +197,21 @@ impl EventRecord {
             user_id: event.user_id.clone(),
             device_id: event.device_id.clone(),
             grant,
-            scopes: event.scopes.clone(),
+            scopes,
             ip: event.ip,
             user_agent,
             method,
-            route: event.route.clone(),
+            route,
             status: event.status,
-            error: event.error.clone(),
-            expires_at: event.expires_at,
+            error,
+            expires_delta: event.expires_at.map(|at| delta(at, event.ts)),
             duration_ms: event.duration_ms,
             context: event.context.clone(),
         })
+    }
+
+    pub fn received_at(&self) -> u64 {
+        undelta(self.received_delta, self.ts)
     }
 
     pub fn counter_fields(&self) -> CounterFields {
@@ -180,17 +224,22 @@ impl EventRecord {
     }
 
     /// The domain event back, with interned strings resolved.
-    pub fn into_event(self, ts: u64, names: &Names) -> Result<Event, StoreError> {
+    pub fn into_event(self, names: &Names) -> Result<Event, StoreError> {
         let name = |id: u32| -> Result<String, StoreError> {
             names
                 .text(id)
                 .map(str::to_owned)
                 .ok_or_else(|| StoreError::Corrupt(format!("name id {id} is unknown")))
         };
+        let text = |text: Text| match text {
+            Text::Id(id) => name(id),
+            Text::Inline(text) => Ok(text),
+        };
         let event_type = EventType::parse(&name(self.type_id)?)
             .ok_or_else(|| StoreError::Corrupt("stored event type is malformed".into()))?;
         let outcome = Outcome::from_code(self.outcome)
             .ok_or_else(|| StoreError::Corrupt(format!("outcome code {}", self.outcome)))?;
+        let ts = self.ts;
         Ok(Event {
             event_type,
             ts,
@@ -201,18 +250,18 @@ impl EventRecord {
             user_id: self.user_id,
             device_id: self.device_id,
             grant_type: self.grant.map(name).transpose()?,
-            scopes: self.scopes,
+            scopes: self
+                .scopes
+                .into_iter()
+                .map(text)
+                .collect::<Result<_, _>>()?,
             ip: self.ip,
-            user_agent: match self.user_agent {
-                Some(Text::Id(id)) => Some(name(id)?),
-                Some(Text::Inline(text)) => Some(text),
-                None => None,
-            },
+            user_agent: self.user_agent.map(text).transpose()?,
             method: self.method.map(name).transpose()?,
-            route: self.route,
+            route: self.route.map(text).transpose()?,
             status: self.status,
-            error: self.error,
-            expires_at: self.expires_at,
+            error: self.error.map(text).transpose()?,
+            expires_at: self.expires_delta.map(|d| undelta(d, ts)),
             duration_ms: self.duration_ms,
             context: self.context,
         })
@@ -232,17 +281,14 @@ mod tests {
         let interned = EventRecord::with_names(&event, 7, false, |t, _| names.id(t))
             .expect("every name known");
         assert_eq!(interned.user_agent, Some(Text::Id(1)));
-        assert_eq!(
-            interned.clone().into_event(5, &names).expect("decodes"),
-            event
-        );
+        assert_eq!(interned.clone().into_event(&names).expect("decodes"), event);
 
         event.user_agent = Some("curl/8".into());
         assert!(EventRecord::with_names(&event, 7, false, |t, _| names.id(t)).is_none());
         let inlined = EventRecord::with_names(&event, 7, true, |t, _| names.id(t))
             .expect("unknown agents inline");
         assert_eq!(inlined.user_agent, Some(Text::Inline("curl/8".into())));
-        assert_eq!(inlined.into_event(5, &names).expect("decodes"), event);
+        assert_eq!(inlined.into_event(&names).expect("decodes"), event);
     }
 
     #[test]
@@ -257,7 +303,8 @@ mod tests {
         assert_eq!(
             head,
             RecordHead {
-                received_at: 7,
+                ts: 5,
+                received_delta: 2,
                 type_id: 0,
                 outcome: event.outcome.code(),
                 client: Some(1)

@@ -10,7 +10,7 @@ use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::{self, Names};
 use super::read::Snapshot;
-use super::records::EventRecord;
+use super::records::{EventRecord, RecordHead};
 use super::sketches::Deltas;
 use super::tables::*;
 use super::{Store, StoreError};
@@ -26,7 +26,8 @@ pub struct RecountReport {
     pub counter_mismatches: u64,
     /// Tokens whose stored state differs from the recount.
     pub token_mismatches: u64,
-    /// seq-index entries that do not point at a logged event, or events without one.
+    /// Logged events missing from the time index at their time, plus the difference in
+    /// entries between the two.
     pub index_mismatches: u64,
     /// Sketch buckets that differ from the same sketches recomputed from the log.
     pub sketch_mismatches: u64,
@@ -51,7 +52,7 @@ struct Recount {
 
 /// Recomputes counters and token states from every event of `log`.
 fn recount_log(
-    log: &impl ReadableTable<(u32, u64, u64), &'static [u8]>,
+    log: &impl ReadableTable<(u32, u64), &'static [u8]>,
     names: &Names,
 ) -> Result<Recount, StoreError> {
     let mut counters = CounterDeltas::default();
@@ -60,15 +61,15 @@ fn recount_log(
     let mut events = 0;
     for entry in log.iter()? {
         let (key, bytes) = entry?;
-        let (tenant, ts, _) = key.value();
+        let (tenant, _) = key.value();
         let record: EventRecord = decode(bytes.value(), "event")?;
         counters.add(
             tenant,
-            ts,
+            record.ts,
             record.counter_fields(),
             names.id(super::writer::ISSUED),
         );
-        let event = record.into_event(ts, names)?;
+        let event = record.into_event(names)?;
         sketches.observe(tenant, &event)?;
         if let Some(token) = &event.token {
             tokens
@@ -89,7 +90,7 @@ fn recount_log(
 impl Snapshot {
     /// Compares every stored aggregate with a recount of the log.
     pub fn verify(&self) -> Result<RecountReport, StoreError> {
-        let expected = recount_log(&self.txn().open_table(EVENTS)?, self.names())?;
+        let expected = recount_log(&self.txn().open_table(LOG)?, self.names())?;
         let mut report = RecountReport {
             events: expected.events,
             ..RecountReport::default()
@@ -156,16 +157,18 @@ impl Snapshot {
             .filter(|key| !expected_buckets.contains_key(key))
             .count() as u64;
 
-        let by_seq = self.txn().open_table(EVENT_SEQ)?;
-        let log = self.txn().open_table(EVENTS)?;
-        for entry in by_seq.iter()? {
-            let (seq, place) = entry?;
-            let (tenant, ts) = place.value();
-            if log.get((tenant, ts, seq.value()))?.is_none() {
+        // The time index must list every logged event at its time, and nothing else.
+        let times = self.txn().open_table(EVENT_TIMES)?;
+        let log = self.txn().open_table(LOG)?;
+        for entry in log.iter()? {
+            let (key, bytes) = entry?;
+            let (tenant, seq) = key.value();
+            let head: RecordHead = decode(bytes.value(), "event")?;
+            if times.get((tenant, head.ts, seq))?.is_none() {
                 report.index_mismatches += 1;
             }
         }
-        report.index_mismatches += by_seq.len()?.abs_diff(log.len()?);
+        report.index_mismatches += times.len()?.abs_diff(log.len()?);
         if let Some(book) = self.book() {
             report.sketch_mismatches = super::sketches::mismatches(book, &expected.sketches)?;
         }
@@ -184,7 +187,7 @@ impl Store {
         // slip in between the recount and the replacement.
         self.write(move |txn| {
             let names = names::snapshot(&shared);
-            let expected = recount_log(&txn.open_table(EVENTS)?, &names)?;
+            let expected = recount_log(&txn.open_table(LOG)?, &names)?;
             let watermark = txn
                 .open_table(META)?
                 .get(META_NEXT_SEQ)?

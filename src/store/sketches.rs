@@ -284,17 +284,21 @@ pub fn replay(book: &SharedBook, names: &Names, from: u64, to: u64) -> Result<u6
     {
         let guard = lock(book);
         let txn = guard.db.begin_read()?;
-        let by_seq = txn.open_table(EVENT_SEQ)?;
-        let log = txn.open_table(EVENTS)?;
-        for entry in by_seq.range(from..to)? {
-            let (seq, place) = entry?;
-            let (tenant, ts) = place.value();
-            let Some(bytes) = log.get((tenant, ts, seq.value()))? else {
-                continue;
+        let log = txn.open_table(LOG)?;
+        // The log is keyed by (tenant, seq): visit each tenant's stretch of seqs, jumping
+        // from one tenant to the next.
+        let mut next_tenant = Some(0u32);
+        while let Some(lowest) = next_tenant {
+            let Some(first) = log.range((lowest, 0)..)?.next() else {
+                break;
             };
-            let record: EventRecord = decode(bytes.value(), "event")?;
-            deltas.observe(tenant, &record.into_event(ts, names)?)?;
-            replayed += 1;
+            let tenant = first?.0.value().0;
+            for entry in log.range((tenant, from)..(tenant, to))? {
+                let record: EventRecord = decode(entry?.1.value(), "event")?;
+                deltas.observe(tenant, &record.into_event(names)?)?;
+                replayed += 1;
+            }
+            next_tenant = tenant.checked_add(1);
         }
     }
     absorb(book, deltas);
@@ -312,11 +316,10 @@ pub fn rebuild_in(
     guard.deltas.0.clear();
     txn.open_table(SKETCHES)?.retain(|_, _| false)?;
     let mut deltas = Deltas::default();
-    for entry in txn.open_table(EVENTS)?.iter()? {
+    for entry in txn.open_table(LOG)?.iter()? {
         let (key, bytes) = entry?;
-        let (tenant, ts, _) = key.value();
         let record: EventRecord = decode(bytes.value(), "event")?;
-        deltas.observe(tenant, &record.into_event(ts, names)?)?;
+        deltas.observe(key.value().0, &record.into_event(names)?)?;
     }
     write_deltas(txn, &deltas)?;
     txn.open_table(META)?.insert(META_SKETCH_SEQ, watermark)?;

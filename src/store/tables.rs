@@ -28,10 +28,13 @@ pub const SESSIONS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("se
 /// Interned strings (event types, client ids, grant types, methods): id → text.
 pub const NAMES: TableDefinition<u32, &str> = TableDefinition::new("names");
 
-/// The append-only event log: (tenant, ts ms, seq) → [`super::records::EventRecord`].
-pub const EVENTS: TableDefinition<(u32, u64, u64), &[u8]> = TableDefinition::new("events");
-/// seq → (tenant, ts ms): finds one event by its server id.
-pub const EVENT_SEQ: TableDefinition<u64, (u32, u64)> = TableDefinition::new("event_seq");
+/// The append-only event log: (tenant, seq) → [`super::records::EventRecord`]. Keyed by
+/// the server's sequence number, so every insert lands at the end of its tenant's range
+/// and pages fill completely, whatever order the events' own times arrive in.
+pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("log");
+/// The log in time order: (tenant, ts ms, seq), no value. Time ranges, listings and
+/// cursors walk it and fetch each record from [`LOG`].
+pub const EVENT_TIMES: TableDefinition<(u32, u64, u64), ()> = TableDefinition::new("event_times");
 
 /// Counter buckets: [`CounterKey`] → count.
 pub const COUNTERS: TableDefinition<CounterKey, u64> = TableDefinition::new("counters");

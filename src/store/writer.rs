@@ -251,8 +251,8 @@ impl WriterState {
         let mut next_seq = self.next_seq;
         let mut all_ids = Vec::with_capacity(group.len());
         {
-            let mut log = txn.open_table(EVENTS)?;
-            let mut by_seq = txn.open_table(EVENT_SEQ)?;
+            let mut log = txn.open_table(LOG)?;
+            let mut times = txn.open_table(EVENT_TIMES)?;
             let mut dedup = txn.open_table(DEDUP)?;
             let mut token_table = txn.open_table(TOKENS)?;
             for job in group {
@@ -282,8 +282,8 @@ impl WriterState {
                         }
                     };
                     counters.add(job.tenant, event.ts, fields, pending.get(ISSUED));
-                    log.insert((job.tenant, event.ts, seq), bytes.as_slice())?;
-                    by_seq.insert(seq, (job.tenant, event.ts))?;
+                    log.insert((job.tenant, seq), bytes.as_slice())?;
+                    times.insert((job.tenant, event.ts, seq), ())?;
                     if let Some(token) = &event.token {
                         let key = (job.tenant, token.clone());
                         if !tokens.contains_key(&key) {
