@@ -206,7 +206,9 @@ pub(super) mod v1 {
         Ok(())
     }
 
-    /// Moves the oldest `chunk` events of the old log; returns how many.
+    /// Moves the next `chunk` events of the old log, in seq order so that the new log is
+    /// written by appends; returns how many. Events the seq index misses (a damaged
+    /// index) are moved once it is empty.
     pub(in crate::store) fn move_chunk(
         txn: &WriteTransaction,
         chunk: usize,
@@ -214,28 +216,35 @@ pub(super) mod v1 {
         let mut names_table = txn.open_table(NAMES)?;
         let mut pending = PendingNames::new(Arc::new(names_of(&names_table)?));
         let mut old = txn.open_table(EVENTS)?;
+        let mut by_seq = txn.open_table(EVENT_SEQ)?;
+        let mut places = Vec::with_capacity(chunk);
+        for entry in by_seq.iter()?.take(chunk) {
+            let (seq, (tenant, ts)) = entry.map(|(k, v)| (k.value(), v.value()))?;
+            places.push((tenant, ts, seq));
+        }
+        if let Some(&(_, _, last)) = places.last() {
+            by_seq.retain_in(..=last, |_, _| false)?;
+        } else {
+            for entry in old.iter()?.take(chunk) {
+                places.push(entry?.0.value());
+            }
+        }
         let mut log = txn.open_table(LOG)?;
         let mut times = txn.open_table(EVENT_TIMES)?;
-        let mut last = None;
-        let mut moved = 0;
-        for entry in old.iter()?.take(chunk) {
-            let (key, bytes) = entry?;
-            let (tenant, ts, seq) = key.value();
+        for &(tenant, ts, seq) in &places {
+            let Some(bytes) = old.remove((tenant, ts, seq))? else {
+                continue; // the index pointed at nothing: there is no event to keep
+            };
             let record: Record = decode(bytes.value(), "version 1 event")?;
             let received_at = record.received_at;
             let event = record.into_event(ts, pending.base())?;
             let record = EventRecord::from_event(&event, received_at, &mut pending);
             log.insert((tenant, seq), encode(&record)?.as_slice())?;
             times.insert((tenant, ts, seq), ())?;
-            last = Some((tenant, ts, seq));
-            moved += 1;
-        }
-        if let Some(last) = last {
-            old.retain_in(..=last, |_, _| false)?;
         }
         for (id, text) in pending.added() {
             names_table.insert(id, text)?;
         }
-        Ok(moved)
+        Ok(places.len() as u64)
     }
 }

@@ -48,9 +48,11 @@ impl Names {
     }
 }
 
-/// Names beyond which free texts (user agents) are no longer interned but stored inline:
-/// every name is held in memory, and free texts are chosen by the sender.
-pub const MAX_FREE_NAMES: usize = 1_000_000;
+/// Names beyond which free texts (user agents, routes, errors, scopes) are no longer
+/// interned but stored inline: every name is held in memory (about 100 bytes each), the
+/// snapshot is copied in each group that adds one, and free texts are chosen by the
+/// sender. (Routes often carry ids: the 10 M benchmark set filled a cap of a million.)
+pub const MAX_FREE_NAMES: usize = 100_000;
 
 /// The shared, swappable snapshot.
 pub type SharedNames = Arc<RwLock<Arc<Names>>>;
