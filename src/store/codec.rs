@@ -57,8 +57,7 @@ mod tests {
 #[cfg(test)]
 mod no_panics {
     use super::*;
-    use crate::model::TokenState;
-    use crate::store::records::{EventRecord, KeyRecord, RecordHead};
+    use crate::store::records::{EventRecord, KeyRecord, RecordHead, TokenRecord};
     use proptest::prelude::*;
 
     proptest! {
@@ -70,7 +69,7 @@ mod no_panics {
             for candidate in [&bytes, &framed] {
                 let _ = decode::<EventRecord>(candidate, "event");
                 let _ = decode::<RecordHead>(candidate, "event");
-                let _ = decode::<TokenState>(candidate, "token");
+                let _ = decode::<TokenRecord>(candidate, "token");
                 let _ = decode::<KeyRecord>(candidate, "key");
             }
         }

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Wri
 
 use super::codec::{decode, encode};
 use super::names::{Names, PendingNames};
-use super::records::EventRecord;
+use super::records::{EventRecord, TokenRecord};
 use super::tables::*;
 use super::StoreError;
 
@@ -15,7 +15,9 @@ use super::StoreError;
 ///
 /// 1. The log keyed by (tenant, ts, seq) plus a seq → (tenant, ts) index.
 /// 2. The log keyed by (tenant, seq) plus a (tenant, ts, seq) time index; records hold
-///    their `ts`, other times as differences to it, and intern routes, errors and scopes.
+///    their `ts`, other times as differences to it, intern routes, errors and scopes, and
+///    name their token by number (`token_states` holds each token's number and state,
+///    `token_ids` maps numbers back).
 pub const SCHEMA_VERSION: u64 = 2;
 
 /// Events moved from a version 1 log per transaction.
@@ -63,6 +65,7 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         txn.open_table(EVENT_TIMES)?;
         txn.open_table(COUNTERS)?;
         txn.open_table(TOKENS)?;
+        txn.open_table(TOKEN_IDS)?;
         txn.open_table(DEDUP)?;
         txn.open_table(SKETCHES)?;
         txn.open_table(TOKEN_ENDS)?;
@@ -105,13 +108,15 @@ pub(super) mod v1 {
     use serde::{Deserialize, Serialize};
 
     use super::*;
-    use crate::model::{Event, EventType, Outcome};
+    use crate::model::{Event, EventType, Outcome, TokenState};
     use crate::store::records::Text;
 
     /// (tenant, ts ms, seq) → [`Record`].
     pub const EVENTS: TableDefinition<(u32, u64, u64), &[u8]> = TableDefinition::new("events");
     /// seq → (tenant, ts ms).
     pub const EVENT_SEQ: TableDefinition<u64, (u32, u64)> = TableDefinition::new("event_seq");
+    /// (tenant, token) → its [`TokenState`], without a number.
+    pub const TOKENS: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("tokens");
 
     /// An event record as version 1 stored it.
     #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,6 +190,14 @@ pub(super) mod v1 {
             events = total,
             "upgrading the store's log to schema version 2"
         );
+        loop {
+            let txn = db.begin_write()?;
+            let chunk = number_tokens(&txn, UPGRADE_CHUNK)?;
+            txn.commit()?;
+            if chunk == 0 {
+                break;
+            }
+        }
         let mut moved = 0u64;
         loop {
             let txn = db.begin_write()?;
@@ -199,11 +212,76 @@ pub(super) mod v1 {
         let txn = db.begin_write()?;
         txn.delete_table(EVENTS)?;
         txn.delete_table(EVENT_SEQ)?;
+        txn.delete_table(TOKENS)?;
         txn.open_table(META)?
             .insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
         txn.commit()?;
         tracing::info!(moved, "store upgraded to schema version 2");
         Ok(())
+    }
+
+    /// Moves the next `chunk` token states into the numbered table; returns how many.
+    pub(in crate::store) fn number_tokens(
+        txn: &WriteTransaction,
+        chunk: usize,
+    ) -> Result<u64, StoreError> {
+        let mut old = txn.open_table(TOKENS)?;
+        let mut moving = Vec::with_capacity(chunk);
+        for entry in old.iter()?.take(chunk) {
+            let (key, bytes) = entry?;
+            let (tenant, token) = key.value();
+            let state: TokenState = decode(bytes.value(), "version 1 token")?;
+            moving.push((tenant, token.to_owned(), state));
+        }
+        let Some((tenant, token, _)) = moving.last() else {
+            return Ok(0);
+        };
+        old.retain_in(..=(*tenant, token.as_str()), |_, _| false)?;
+        let mut numbered = txn.open_table(super::TOKENS)?;
+        let mut token_ids = txn.open_table(TOKEN_IDS)?;
+        let mut meta = txn.open_table(META)?;
+        let mut next = meta.get(META_NEXT_TOKEN)?.map_or(1, |v| v.value());
+        for (tenant, token, state) in moving.iter() {
+            // A token an interrupted upgrade already numbered (for a moved event) keeps
+            // its number.
+            let known = match numbered.get((*tenant, token.as_str()))? {
+                Some(bytes) => Some(decode::<TokenRecord>(bytes.value(), "token")?.id),
+                None => None,
+            };
+            let id = match known {
+                Some(id) => id,
+                None => {
+                    next += 1;
+                    token_ids.insert((*tenant, next - 1), token.as_str())?;
+                    next - 1
+                }
+            };
+            let stored = TokenRecord {
+                id,
+                state: state.clone(),
+            };
+            numbered.insert((*tenant, token.as_str()), encode(&stored)?.as_slice())?;
+        }
+        meta.insert(META_NEXT_TOKEN, next)?;
+        Ok(moving.len() as u64)
+    }
+
+    /// The number of `tenant`'s `token`, numbering a token the old table lacked.
+    fn token_number(txn: &WriteTransaction, tenant: u32, token: &str) -> Result<u64, StoreError> {
+        let mut numbered = txn.open_table(super::TOKENS)?;
+        if let Some(bytes) = numbered.get((tenant, token))? {
+            return Ok(decode::<TokenRecord>(bytes.value(), "token")?.id);
+        }
+        let mut meta = txn.open_table(META)?;
+        let id = meta.get(META_NEXT_TOKEN)?.map_or(1, |v| v.value());
+        meta.insert(META_NEXT_TOKEN, id + 1)?;
+        let stored = TokenRecord {
+            id,
+            state: TokenState::default(),
+        };
+        numbered.insert((tenant, token), encode(&stored)?.as_slice())?;
+        txn.open_table(TOKEN_IDS)?.insert((tenant, id), token)?;
+        Ok(id)
     }
 
     /// Moves the next `chunk` events of the old log, in seq order so that the new log is
@@ -238,7 +316,10 @@ pub(super) mod v1 {
             let record: Record = decode(bytes.value(), "version 1 event")?;
             let received_at = record.received_at;
             let event = record.into_event(ts, pending.base())?;
-            let record = EventRecord::from_event(&event, received_at, &mut pending);
+            let mut record = EventRecord::from_event(&event, received_at, &mut pending);
+            if let Some(token) = &event.token {
+                record.token = Some(token_number(txn, tenant, token)?);
+            }
             log.insert((tenant, seq), encode(&record)?.as_slice())?;
             times.insert((tenant, ts, seq), ())?;
         }

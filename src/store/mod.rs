@@ -139,7 +139,7 @@ impl Store {
         let events = events
             .into_iter()
             .map(|event| writer::Prepared::new(event, received_at, &names))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.writer
             .submit(Command::Ingest(writer::IngestJob {

@@ -9,7 +9,7 @@ use redb::ReadTransaction;
 use super::codec::decode;
 use super::counters::CounterRow;
 use super::names::Names;
-use super::records::{EventRecord, RecordHead};
+use super::records::{EventRecord, RecordHead, TokenRecord};
 use super::sketches::SharedBook;
 use super::tables::*;
 use super::StoreError;
@@ -20,6 +20,21 @@ use crate::model::{Event, Outcome};
 /// of its events is in the range: reading pages in order is several times cheaper per
 /// event than fetching each one through the time index.
 const SEQUENTIAL_SHARE: u64 = 4;
+
+/// The token `tenant` numbered `id` (log records name tokens by number).
+pub(super) fn token_named(
+    table: &impl redb::ReadableTable<(u32, u64), &'static str>,
+    tenant: u32,
+    id: u64,
+) -> Result<String, StoreError> {
+    match table.get((tenant, id))? {
+        Some(token) => Ok(token.value().to_owned()),
+        None => Err(StoreError::Corrupt(format!("token number {id} is unknown"))),
+    }
+}
+
+/// Token numbers to tokens, for decoding records.
+type TokenIds = redb::ReadOnlyTable<(u32, u64), &'static str>;
 
 /// The logged record of an event the time index lists.
 fn logged<'a>(
@@ -124,6 +139,7 @@ impl Snapshot {
     ) -> Result<EventPage, StoreError> {
         let times = self.txn.open_table(EVENT_TIMES)?;
         let log = self.txn.open_table(LOG)?;
+        let tokens = self.txn.open_table(TOKEN_IDS)?;
         let upper = match before {
             Some((ts, seq)) if ts < filter.to => (tenant, ts, seq),
             _ => (tenant, filter.to, 0),
@@ -171,7 +187,7 @@ impl Snapshot {
                 {
                     continue;
                 }
-                let stored = self.decode_event(tenant, seq, bytes.value())?;
+                let stored = self.decode_event(&tokens, tenant, seq, bytes.value())?;
                 if filter.matches(&stored.event) {
                     if let Some(last) = events.last().filter(|_| events.len() == limit) {
                         next = Some((last.event.ts, last.seq));
@@ -261,10 +277,11 @@ impl Snapshot {
         mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let log = self.txn.open_table(LOG)?;
+        let tokens = self.txn.open_table(TOKEN_IDS)?;
         let mut consider = |seq: u64, bytes: &[u8]| -> Result<(), StoreError> {
             let head: RecordHead = decode(bytes, "event")?;
             if (from..to).contains(&head.ts) && keep(&head) {
-                visit(self.decode_event(tenant, seq, bytes)?)?;
+                visit(self.decode_event(&tokens, tenant, seq, bytes)?)?;
             }
             Ok(())
         };
@@ -301,19 +318,28 @@ impl Snapshot {
 
     /// The event with server id `seq`, if it belongs to `tenant`.
     pub fn event(&self, tenant: u32, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        let tokens = self.txn.open_table(TOKEN_IDS)?;
         match self.txn.open_table(LOG)?.get((tenant, seq))? {
-            Some(bytes) => self.decode_event(tenant, seq, bytes.value()).map(Some),
+            Some(bytes) => self
+                .decode_event(&tokens, tenant, seq, bytes.value())
+                .map(Some),
             None => Ok(None),
         }
     }
 
-    fn decode_event(&self, tenant: u32, seq: u64, bytes: &[u8]) -> Result<StoredEvent, StoreError> {
+    fn decode_event(
+        &self,
+        tokens: &TokenIds,
+        tenant: u32,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<StoredEvent, StoreError> {
         let record: EventRecord = decode(bytes, "event")?;
         Ok(StoredEvent {
             seq,
             tenant,
             received_at: record.received_at(),
-            event: record.into_event(&self.names)?,
+            event: record.into_event(&self.names, |id| token_named(tokens, tenant, id))?,
         })
     }
 
@@ -384,7 +410,8 @@ impl Snapshot {
         };
         for entry in table.range::<(u32, &str)>((start, end))? {
             let (key, bytes) = entry?;
-            if !visit(key.value().1, decode(bytes.value(), "token")?)? {
+            let stored: TokenRecord = decode(bytes.value(), "token")?;
+            if !visit(key.value().1, stored.state)? {
                 break;
             }
         }
@@ -417,7 +444,7 @@ impl Snapshot {
     ) -> Result<Option<crate::model::TokenState>, StoreError> {
         let table = self.txn.open_table(TOKENS)?;
         match table.get((tenant, token))? {
-            Some(bytes) => decode(bytes.value(), "token").map(Some),
+            Some(bytes) => decode::<TokenRecord>(bytes.value(), "token").map(|t| Some(t.state)),
             None => Ok(None),
         }
     }

@@ -67,7 +67,8 @@ pub struct EventRecord {
     pub outcome: u8,
     pub client: Option<u32>,
     pub id: Option<String>,
-    pub token: Option<String>,
+    /// The token's number (see [`TokenRecord`]), set by the writer.
+    pub token: Option<u64>,
     pub user_id: Option<String>,
     pub device_id: Option<String>,
     pub grant: Option<u32>,
@@ -118,6 +119,14 @@ impl RecordHead {
 pub enum Text {
     Id(u32),
     Inline(String),
+}
+
+/// A token's stored state (the value of [`super::tables::TOKENS`]) with its number: log
+/// records refer to the token by this number, [`super::tables::TOKEN_IDS`] maps it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub id: u64,
+    pub state: crate::model::TokenState,
 }
 
 /// The parts of a record that counter keys are made of.
@@ -192,7 +201,7 @@ impl EventRecord {
             type_id: name(event.event_type.as_str(), false)?,
             outcome: event.outcome.code(),
             id: event.id.clone(),
-            token: event.token.clone(),
+            token: None,
             client,
             user_id: event.user_id.clone(),
             device_id: event.device_id.clone(),
@@ -223,8 +232,13 @@ impl EventRecord {
         }
     }
 
-    /// The domain event back, with interned strings resolved.
-    pub fn into_event(self, names: &Names) -> Result<Event, StoreError> {
+    /// The domain event back, with interned strings resolved and the token's number
+    /// turned back into the token by `token`.
+    pub fn into_event(
+        self,
+        names: &Names,
+        token: impl FnOnce(u64) -> Result<String, StoreError>,
+    ) -> Result<Event, StoreError> {
         let name = |id: u32| -> Result<String, StoreError> {
             names
                 .text(id)
@@ -245,7 +259,7 @@ impl EventRecord {
             ts,
             id: self.id,
             outcome,
-            token: self.token,
+            token: self.token.map(token).transpose()?,
             client_id: self.client.map(name).transpose()?,
             user_id: self.user_id,
             device_id: self.device_id,
@@ -281,14 +295,25 @@ mod tests {
         let interned = EventRecord::with_names(&event, 7, false, |t, _| names.id(t))
             .expect("every name known");
         assert_eq!(interned.user_agent, Some(Text::Id(1)));
-        assert_eq!(interned.clone().into_event(&names).expect("decodes"), event);
+        assert_eq!(
+            interned
+                .clone()
+                .into_event(&names, |_| unreachable!("no token"))
+                .expect("decodes"),
+            event
+        );
 
         event.user_agent = Some("curl/8".into());
         assert!(EventRecord::with_names(&event, 7, false, |t, _| names.id(t)).is_none());
         let inlined = EventRecord::with_names(&event, 7, true, |t, _| names.id(t))
             .expect("unknown agents inline");
         assert_eq!(inlined.user_agent, Some(Text::Inline("curl/8".into())));
-        assert_eq!(inlined.into_event(&names).expect("decodes"), event);
+        assert_eq!(
+            inlined
+                .into_event(&names, |_| unreachable!("no token"))
+                .expect("decodes"),
+            event
+        );
     }
 
     #[test]

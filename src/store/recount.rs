@@ -9,8 +9,9 @@ use super::codec::{decode, encode};
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::{self, Names};
+use super::read::token_named;
 use super::read::Snapshot;
-use super::records::{EventRecord, RecordHead};
+use super::records::{EventRecord, RecordHead, TokenRecord};
 use super::sketches::Deltas;
 use super::tables::*;
 use super::{Store, StoreError};
@@ -46,17 +47,19 @@ impl RecountReport {
 struct Recount {
     events: u64,
     counters: BTreeMap<CounterKey, u64>,
-    tokens: HashMap<(u32, String), TokenState>,
+    /// By (tenant, token number).
+    tokens: HashMap<(u32, u64), TokenState>,
     sketches: Deltas,
 }
 
 /// Recomputes counters and token states from every event of `log`.
 fn recount_log(
     log: &impl ReadableTable<(u32, u64), &'static [u8]>,
+    token_ids: &impl ReadableTable<(u32, u64), &'static str>,
     names: &Names,
 ) -> Result<Recount, StoreError> {
     let mut counters = CounterDeltas::default();
-    let mut tokens: HashMap<(u32, String), TokenState> = HashMap::new();
+    let mut tokens: HashMap<(u32, u64), TokenState> = HashMap::new();
     let mut sketches = Deltas::default();
     let mut events = 0;
     for entry in log.iter()? {
@@ -69,13 +72,11 @@ fn recount_log(
             record.counter_fields(),
             names.id(super::writer::ISSUED),
         );
-        let event = record.into_event(names)?;
+        let token = record.token;
+        let event = record.into_event(names, |id| token_named(token_ids, tenant, id))?;
         sketches.observe(tenant, &event)?;
-        if let Some(token) = &event.token {
-            tokens
-                .entry((tenant, token.clone()))
-                .or_default()
-                .apply(&event);
+        if let Some(id) = token {
+            tokens.entry((tenant, id)).or_default().apply(&event);
         }
         events += 1;
     }
@@ -90,7 +91,8 @@ fn recount_log(
 impl Snapshot {
     /// Compares every stored aggregate with a recount of the log.
     pub fn verify(&self) -> Result<RecountReport, StoreError> {
-        let expected = recount_log(&self.txn().open_table(LOG)?, self.names())?;
+        let token_ids = self.txn().open_table(TOKEN_IDS)?;
+        let expected = recount_log(&self.txn().open_table(LOG)?, &token_ids, self.names())?;
         let mut report = RecountReport {
             events: expected.events,
             ..RecountReport::default()
@@ -114,8 +116,11 @@ impl Snapshot {
             let (key, bytes) = entry?;
             stored_tokens += 1;
             let (tenant, token) = key.value();
-            let state: TokenState = decode(bytes.value(), "token")?;
-            if expected.tokens.get(&(tenant, token.to_owned())) != Some(&state) {
+            let stored: TokenRecord = decode(bytes.value(), "token")?;
+            let named = token_ids.get((tenant, stored.id))?;
+            if expected.tokens.get(&(tenant, stored.id)) != Some(&stored.state)
+                || named.is_none_or(|name| name.value() != token)
+            {
                 report.token_mismatches += 1;
             }
         }
@@ -124,9 +129,9 @@ impl Snapshot {
 
         // The token_ends index must hold exactly the lives of the recounted tokens.
         let mut lives: HashMap<(u32, u64, String), u64> = HashMap::new();
-        for ((tenant, token), state) in &expected.tokens {
+        for (&(tenant, id), state) in &expected.tokens {
             if let Some((end, issued)) = state.life() {
-                lives.insert((*tenant, end, token.clone()), issued);
+                lives.insert((tenant, end, token_named(&token_ids, tenant, id)?), issued);
             }
         }
         let ends = self.txn().open_table(TOKEN_ENDS)?;
@@ -187,7 +192,7 @@ impl Store {
         // slip in between the recount and the replacement.
         self.write(move |txn| {
             let names = names::snapshot(&shared);
-            let expected = recount_log(&txn.open_table(LOG)?, &names)?;
+            let expected = recount_log(&txn.open_table(LOG)?, &txn.open_table(TOKEN_IDS)?, &names)?;
             let watermark = txn
                 .open_table(META)?
                 .get(META_NEXT_SEQ)?
@@ -202,10 +207,16 @@ impl Store {
             tokens.retain(|_, _| false)?;
             let mut ends = txn.open_table(TOKEN_ENDS)?;
             ends.retain(|_, _| false)?;
-            for ((tenant, token), state) in &expected.tokens {
-                tokens.insert((*tenant, token.as_str()), encode(state)?.as_slice())?;
+            let token_ids = txn.open_table(TOKEN_IDS)?;
+            for (&(tenant, id), state) in &expected.tokens {
+                let token = token_named(&token_ids, tenant, id)?;
+                let stored = TokenRecord {
+                    id,
+                    state: state.clone(),
+                };
+                tokens.insert((tenant, token.as_str()), encode(&stored)?.as_slice())?;
                 if let Some((end, issued)) = state.life() {
-                    ends.insert((*tenant, end, token.as_str()), issued)?;
+                    ends.insert((tenant, end, token.as_str()), issued)?;
                 }
             }
             drop(ends);

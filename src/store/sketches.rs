@@ -21,6 +21,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransacti
 
 use super::codec::{decode, FORMAT_V1};
 use super::names::Names;
+use super::read::token_named;
 use super::read::Snapshot;
 use super::records::EventRecord;
 use super::tables::*;
@@ -302,6 +303,7 @@ pub fn replay(book: &SharedBook, names: &Names, from: u64, to: u64) -> Result<u6
         let guard = lock(book);
         let txn = guard.db.begin_read()?;
         let log = txn.open_table(LOG)?;
+        let tokens = txn.open_table(TOKEN_IDS)?;
         // The log is keyed by (tenant, seq): visit each tenant's stretch of seqs, jumping
         // from one tenant to the next.
         let mut next_tenant = Some(0u32);
@@ -312,7 +314,8 @@ pub fn replay(book: &SharedBook, names: &Names, from: u64, to: u64) -> Result<u6
             let tenant = first?.0.value().0;
             for entry in log.range((tenant, from)..(tenant, to))? {
                 let record: EventRecord = decode(entry?.1.value(), "event")?;
-                deltas.observe(tenant, &record.into_event(names)?)?;
+                let event = record.into_event(names, |id| token_named(&tokens, tenant, id))?;
+                deltas.observe(tenant, &event)?;
                 replayed += 1;
             }
             next_tenant = tenant.checked_add(1);
@@ -333,10 +336,13 @@ pub fn rebuild_in(
     guard.deltas.0.clear();
     txn.open_table(SKETCHES)?.retain(|_, _| false)?;
     let mut deltas = Deltas::default();
+    let tokens = txn.open_table(TOKEN_IDS)?;
     for entry in txn.open_table(LOG)?.iter()? {
         let (key, bytes) = entry?;
+        let tenant = key.value().0;
         let record: EventRecord = decode(bytes.value(), "event")?;
-        deltas.observe(key.value().0, &record.into_event(names)?)?;
+        let event = record.into_event(names, |id| token_named(&tokens, tenant, id))?;
+        deltas.observe(tenant, &event)?;
     }
     write_deltas(txn, &deltas)?;
     txn.open_table(META)?.insert(META_SKETCH_SEQ, watermark)?;

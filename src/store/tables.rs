@@ -39,8 +39,10 @@ pub const EVENT_TIMES: TableDefinition<(u32, u64, u64), ()> = TableDefinition::n
 /// Counter buckets: [`CounterKey`] → count.
 pub const COUNTERS: TableDefinition<CounterKey, u64> = TableDefinition::new("counters");
 
-/// Per-token state: (tenant, token) → [`super::records::TokenState`].
-pub const TOKENS: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("tokens");
+/// Per-token state: (tenant, token) → [`super::records::TokenRecord`] (its number and state).
+pub const TOKENS: TableDefinition<(u32, &str), &[u8]> = TableDefinition::new("token_states");
+/// (tenant, token number) → token: log records name their token by number.
+pub const TOKEN_IDS: TableDefinition<(u32, u64), &str> = TableDefinition::new("token_ids");
 
 /// Token lives by their end: (tenant, end ms, token) → issued ms. The end is the revoke or
 /// expiry event, else the planned expiry (see `TokenState::life`); it answers token-lifetime
@@ -92,6 +94,8 @@ pub const META_NEXT_SEQ: &str = "next_seq";
 pub const META_NEXT_TENANT: &str = "next_tenant";
 pub const META_NEXT_USER: &str = "next_user";
 pub const META_NEXT_KEY: &str = "next_key";
+/// The number the next new token gets.
+pub const META_NEXT_TOKEN: &str = "next_token";
 /// Set once the `lifetimes` table has been filled from `token_ends` (stores written before
 /// the table existed get it filled at their first open).
 pub const META_LIFETIMES_BUILT: &str = "lifetimes_built";

@@ -261,7 +261,10 @@ fn downgrade_to_v1(path: &std::path::Path) {
             let (tenant, seq) = key.value();
             let record: EventRecord = codec::decode(bytes.value(), "event").expect("decodes");
             let received_at = record.received_at();
-            let e = record.into_event(&names).expect("names");
+            let token_ids = txn.open_table(tables::TOKEN_IDS).expect("token ids");
+            let e = record
+                .into_event(&names, |id| read::token_named(&token_ids, tenant, id))
+                .expect("names");
             let id = |t: &Option<String>| t.as_deref().map(|t| names.id(t).expect("interned"));
             let old_record = v1::Record {
                 received_at,
@@ -290,12 +293,27 @@ fn downgrade_to_v1(path: &std::path::Path) {
             by_seq.insert(seq, (tenant, e.ts)).expect("insert");
         }
     }
+    {
+        let numbered = txn.open_table(tables::TOKENS).expect("tokens");
+        let mut old = txn.open_table(v1::TOKENS).expect("v1 tokens");
+        for entry in numbered.iter().expect("iter") {
+            let (key, bytes) = entry.expect("entry");
+            let stored: super::records::TokenRecord =
+                codec::decode(bytes.value(), "token").expect("decodes");
+            let state = codec::encode(&stored.state).expect("encodes");
+            old.insert(key.value(), state.as_slice()).expect("insert");
+        }
+    }
     txn.delete_table(tables::LOG).expect("drop");
     txn.delete_table(tables::EVENT_TIMES).expect("drop");
-    txn.open_table(tables::META)
-        .expect("meta")
-        .insert(tables::META_SCHEMA_VERSION, 1)
+    txn.delete_table(tables::TOKENS).expect("drop");
+    txn.delete_table(tables::TOKEN_IDS).expect("drop");
+    let mut meta = txn.open_table(tables::META).expect("meta");
+    meta.insert(tables::META_SCHEMA_VERSION, 1)
         .expect("version");
+    meta.remove(tables::META_NEXT_TOKEN)
+        .expect("no token numbers");
+    drop(meta);
     txn.commit().expect("commit");
 }
 
@@ -352,8 +370,12 @@ async fn a_version_1_store_is_upgraded_at_open_even_after_an_interrupted_upgrade
     let path = dir.path().join(DB_FILE);
     downgrade_to_v1(&path);
     {
-        // An upgrade cut short after its first chunk.
+        // An upgrade cut short after a first chunk of tokens and one of events (whose
+        // tokens not numbered yet get numbered on the way).
         let db = redb::Database::open(&path).expect("opens");
+        let txn = db.begin_write().expect("write");
+        assert_eq!(migrate::v1::number_tokens(&txn, 3).expect("numbers"), 3);
+        txn.commit().expect("commit");
         let txn = db.begin_write().expect("write");
         assert_eq!(migrate::v1::move_chunk(&txn, 7).expect("moves"), 7);
         txn.commit().expect("commit");

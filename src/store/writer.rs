@@ -23,7 +23,7 @@ use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::Names;
 use super::names::{self, PendingNames, SharedNames};
-use super::records::{CounterFields, EventRecord};
+use super::records::{EventRecord, TokenRecord};
 use super::sketches::{self, Deltas, SharedBook};
 use super::tables::*;
 use super::{IngestIds, StoreError, WriterConfig};
@@ -37,21 +37,17 @@ pub const DEDUP_WINDOW_MS: u64 = 7 * DAY_MS;
 pub const ISSUED: &str = "token.issued";
 
 /// An event with as much of its storage work done as could be done before the writer:
-/// when every name it uses is already interned, its record is encoded by the request's
-/// task, off the writer thread.
+/// when every name it uses is already interned, its record is built by the request's
+/// task, off the writer thread (the writer adds the token's number and encodes it).
 pub struct Prepared {
     pub event: Event,
-    pub encoded: Option<(Vec<u8>, CounterFields)>,
+    pub record: Option<EventRecord>,
 }
 
 impl Prepared {
-    pub fn new(event: Event, received_at: u64, names: &Names) -> Result<Prepared, StoreError> {
-        let encoded = match EventRecord::with_names(&event, received_at, false, |t, _| names.id(t))
-        {
-            Some(record) => Some((encode(&record)?, record.counter_fields())),
-            None => None,
-        };
-        Ok(Prepared { event, encoded })
+    pub fn new(event: Event, received_at: u64, names: &Names) -> Prepared {
+        let record = EventRecord::with_names(&event, received_at, false, |t, _| names.id(t));
+        Prepared { event, record }
     }
 }
 
@@ -199,14 +195,14 @@ impl WriterState {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<IngestJob>) {
+    fn commit_group(&mut self, mut group: Vec<IngestJob>) {
         if !self.writable.load(Ordering::Acquire) {
             for job in group {
                 let _ = job.reply.send(Err(StoreError::Unavailable));
             }
             return;
         }
-        match self.apply(&group) {
+        match self.apply(&mut group) {
             Ok((ids, next_seq)) => {
                 self.next_seq = next_seq;
                 let mut deltas = Deltas::default();
@@ -240,11 +236,16 @@ impl WriterState {
     }
 
     /// Applies a whole group in one durable transaction.
-    fn apply(&self, group: &[IngestJob]) -> Result<(Vec<IngestIds>, u64), StoreError> {
+    fn apply(&self, group: &mut [IngestJob]) -> Result<(Vec<IngestIds>, u64), StoreError> {
+        // The records built before the writer, taken out so the events can stay borrowed.
+        let mut built: Vec<Vec<Option<EventRecord>>> = group
+            .iter_mut()
+            .map(|job| job.events.iter_mut().map(|p| p.record.take()).collect())
+            .collect();
         let txn = self.db.begin_write()?;
         let mut pending = PendingNames::new(names::snapshot(&self.names));
         let mut counters = CounterDeltas::default();
-        let mut tokens: HashMap<(u32, String), TokenState> = HashMap::new();
+        let mut tokens: HashMap<(u32, String), TokenRecord> = HashMap::new();
         // The life each touched token had before this group, to move its `token_ends` entry.
         let mut lives_before: HashMap<(u32, String), Option<(u64, u64)>> = HashMap::new();
         let mut keys_in_group: HashSet<(u32, &str)> = HashSet::new();
@@ -255,9 +256,12 @@ impl WriterState {
             let mut times = txn.open_table(EVENT_TIMES)?;
             let mut dedup = txn.open_table(DEDUP)?;
             let mut token_table = txn.open_table(TOKENS)?;
-            for job in group {
+            let mut token_ids = txn.open_table(TOKEN_IDS)?;
+            let mut meta = txn.open_table(META)?;
+            let mut next_token = meta.get(META_NEXT_TOKEN)?.map_or(1, |v| v.value());
+            for (job, built) in group.iter().zip(&mut built) {
                 let mut ids = Vec::with_capacity(job.events.len());
-                for Prepared { event, encoded } in &job.events {
+                for (Prepared { event, .. }, record) in job.events.iter().zip(built) {
                     if let Some(key) = event.id.as_deref() {
                         let repeat = !keys_in_group.insert((job.tenant, key))
                             || dedup.get((job.tenant, key))?.is_some_and(|seen| {
@@ -271,44 +275,52 @@ impl WriterState {
                     }
                     let seq = next_seq;
                     next_seq += 1;
-                    let late;
-                    let (bytes, fields) = match encoded {
-                        Some((bytes, fields)) => (bytes, *fields),
-                        None => {
-                            let record =
-                                EventRecord::from_event(event, job.received_at, &mut pending);
-                            late = encode(&record)?;
-                            (&late, record.counter_fields())
-                        }
+                    let mut record = match record.take() {
+                        Some(record) => record,
+                        None => EventRecord::from_event(event, job.received_at, &mut pending),
                     };
-                    counters.add(job.tenant, event.ts, fields, pending.get(ISSUED));
-                    log.insert((job.tenant, seq), bytes.as_slice())?;
-                    times.insert((job.tenant, event.ts, seq), ())?;
                     if let Some(token) = &event.token {
                         let key = (job.tenant, token.clone());
                         if !tokens.contains_key(&key) {
                             let stored = match token_table.get((job.tenant, token.as_str()))? {
                                 Some(bytes) => decode(bytes.value(), "token")?,
-                                None => TokenState::default(),
+                                None => {
+                                    let id = next_token;
+                                    next_token += 1;
+                                    token_ids.insert((job.tenant, id), token.as_str())?;
+                                    TokenRecord {
+                                        id,
+                                        state: TokenState::default(),
+                                    }
+                                }
                             };
-                            lives_before.insert(key.clone(), stored.life());
+                            lives_before.insert(key.clone(), stored.state.life());
                             tokens.insert(key.clone(), stored);
                         }
-                        if let Some(state) = tokens.get_mut(&key) {
-                            state.apply(event);
+                        if let Some(stored) = tokens.get_mut(&key) {
+                            stored.state.apply(event);
+                            record.token = Some(stored.id);
                         }
                     }
+                    counters.add(
+                        job.tenant,
+                        event.ts,
+                        record.counter_fields(),
+                        pending.get(ISSUED),
+                    );
+                    log.insert((job.tenant, seq), encode(&record)?.as_slice())?;
+                    times.insert((job.tenant, event.ts, seq), ())?;
                     ids.push(Some(seq));
                 }
                 all_ids.push(ids);
             }
             let mut ends = txn.open_table(TOKEN_ENDS)?;
             let mut lifetimes = LifetimeDeltas::default();
-            for (key, state) in &tokens {
+            for (key, stored) in &tokens {
                 let (tenant, token) = (&key.0, &key.1);
-                token_table.insert((*tenant, token.as_str()), encode(state)?.as_slice())?;
+                token_table.insert((*tenant, token.as_str()), encode(stored)?.as_slice())?;
                 let before = lives_before.get(key).copied().flatten();
-                let after = state.life();
+                let after = stored.state.life();
                 if before != after {
                     if let Some(life @ (end, _)) = before {
                         ends.remove((*tenant, end, token.as_str()))?;
@@ -326,7 +338,8 @@ impl WriterState {
             for (id, text) in pending.added() {
                 names_table.insert(id, text)?;
             }
-            txn.open_table(META)?.insert(META_NEXT_SEQ, next_seq)?;
+            meta.insert(META_NEXT_SEQ, next_seq)?;
+            meta.insert(META_NEXT_TOKEN, next_token)?;
         }
         // Published before the commit makes the events visible, so a reader never meets an
         // id it cannot name. If the commit fails, the writer stops (see `commit_group`), so
