@@ -519,6 +519,14 @@ R[gw.s2.stats_body]=$(curl -s -H "Authorization: Bearer $ADMIN_TOKEN" "$URL$STAT
     jq -c '{total_events, total_issued, total_refreshed, total_failed, unique_users, unique_clients}' 2>/dev/null || echo '?')
 log "  fill ${R[gw.s2.fill_eps]} events/s, ${R[gw.s2.disk_per_event]} bytes/event, stats p50 ${R[gw.s2.stats.p50]} ms, peak RSS ${R[gw.s2.hwm_fill]} KiB"
 stop_server
+# The file holds free space redb grew it by (it doubles the file up to 4 GiB); compact
+# gives it back, leaving what is stored.
+t0=$(now_ns)
+"$GW" compact --data "$WORK/store" >/dev/null
+R[gw.s2.compact_s]=$(calc "($(now_ns) - $t0) / 1e9")
+R[gw.s2.bytes_compacted]=$(store_bytes "$WORK/store")
+R[gw.s2.disk_compacted]=$(calc "${R[gw.s2.bytes_compacted]} / $SIZE2")
+log "  after gatewatch compact (${R[gw.s2.compact_s]} s): ${R[gw.s2.disk_compacted]} bytes/event"
 
 log "gatewatch: start-up to ready with $SIZE2 stored, $STARTUPS time(s)"
 : >"$WORK/startup.txt"
@@ -603,6 +611,7 @@ lat3() { echo "$(ms_fmt "$1") / $(ms_fmt "$2") / $(ms_fmt "$3")"; }
         echo "| events, newest 50 \`token.issued\`, $L stored | $(q_cell gw.$tag events) | $(pgv ms_fmt "${R[pg.$tag.events.p50]:-}") | $(pgv ratio_fmt "$(calc "${R[gw.$tag.events.p50]} / ${R[pg.$tag.events.p50]:-1}")" "slower" "faster") |"
         echo "| disk bytes per event, $L stored (gatewatch: the store directory; Postgres: \`pg_total_relation_size\`, table + TOAST + 3 indexes) | $(int_fmt "${R[gw.$tag.disk_per_event]}") | $(pgv int_fmt "${R[pg.$tag.disk_per_event]:-}") | $(pgv ratio_fmt "$(calc "${R[gw.$tag.disk_per_event]} / ${R[pg.$tag.disk_per_event]:-1}")" "larger" "smaller") |"
     done
+    echo "| disk bytes per event, $L2 stored, after \`gatewatch compact\` (server stopped; took $(printf '%.1f' "${R[gw.s2.compact_s]}") s) | $(int_fmt "${R[gw.s2.disk_compacted]}") | | |"
     echo "| stats over 30 days, $L2 stored, just after a restart | $(q_cell gw.s2r stats) | | |"
     echo "| events, newest 50 \`token.issued\`, $L2 stored, just after a restart | $(q_cell gw.s2r events) | | |"
     echo "| peak RSS (VmHWM) of the server that loaded $L2 and answered the queries | $(mib_fmt "${R[gw.s2.hwm_fill]}") | | |"
@@ -624,7 +633,8 @@ lat3() { echo "$(ms_fmt "$1") / $(ms_fmt "$2") / $(ms_fmt "$3")"; }
     echo "| \`/check\` ≥ 50,000/s, p99 ≤ 2 ms | n/a | not measured (not implemented) |"
     echo "| \`/stats\` 30 days, 10 M stored: p50 ≤ 5 ms | $(ms_fmt "${R[gw.s2.stats.p50]}") $at10 | $(verdict "${R[gw.s2.stats.p50]}" "<=" 5) |"
     echo "| \`/events\` newest 50, one filter, 10 M stored: p50 ≤ 10 ms | $(ms_fmt "${R[gw.s2.events.p50]}") $at10 | $(verdict "${R[gw.s2.events.p50]}" "<=" 10) |"
-    echo "| disk per stored event ≤ 150 bytes | $(int_fmt "${R[gw.s2.disk_per_event]}") bytes $at10 | $(verdict "${R[gw.s2.disk_per_event]}" "<=" 150) |"
+    echo "| disk per stored event ≤ 150 bytes: the store file while serving | $(int_fmt "${R[gw.s2.disk_per_event]}") bytes $at10 | $(verdict "${R[gw.s2.disk_per_event]}" "<=" 150) |"
+    echo "| disk per stored event ≤ 150 bytes: after \`gatewatch compact\` | $(int_fmt "${R[gw.s2.disk_compacted]}") bytes $at10 | $(verdict "${R[gw.s2.disk_compacted]}" "<=" 150) |"
     echo "| RSS with 10 M stored, under load ≤ 200 MiB | $(printf '%.0f' "$M") MiB (the larger peak above) $at10 | $(verdict "$M" "<=" 200) |"
     echo "| start-up with 10 M stored ≤ 1 s to ready | $(ms_fmt "${R[gw.startup_ms]}") $at10 | $(verdict "$(calc "${R[gw.startup_ms]} / 1000")" "<=" 1) |"
     echo

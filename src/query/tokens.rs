@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use crate::model::time::DAY_MS;
 use crate::model::TokenState;
-use crate::store::{EventFilter, Snapshot, StoreError};
+use crate::store::{Snapshot, StoreError};
 
 /// Everything `/tokens/{token}` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,21 +30,14 @@ pub fn summary(
     let Some(state) = snap.token_state(tenant, token)? else {
         return Ok(None);
     };
-    let filter = EventFilter {
-        from: state.first_seen,
-        to: state.last_seen.saturating_add(1),
-        token: Some(token.to_owned()),
-        ..EventFilter::default()
-    };
+    // Every event of the token lies between its first and last.
+    let (from, to) = (state.first_seen, state.last_seen.saturating_add(1));
     let since = now.saturating_sub(DAY_MS);
     let mut ips = HashSet::new();
     let mut devices = HashSet::new();
     let mut last_24h = 0;
-    snap.for_each_event(tenant, filter.from, filter.to, |stored| {
+    snap.for_each_event_of_token(tenant, from, to, token, |stored| {
         let e = stored.event;
-        if !filter.matches(&e) {
-            return Ok(());
-        }
         if e.ts >= since && e.ts <= now {
             last_24h += 1;
         }

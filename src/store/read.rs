@@ -9,7 +9,7 @@ use redb::ReadTransaction;
 use super::codec::decode;
 use super::counters::CounterRow;
 use super::names::Names;
-use super::records::{EventRecord, RecordHead, TokenRecord};
+use super::records::{EventRecord, RecordHead, TokenHead, TokenRecord};
 use super::sketches::SharedBook;
 use super::tables::*;
 use super::StoreError;
@@ -250,7 +250,13 @@ impl Snapshot {
         let Some(want) = self.names.id(client) else {
             return Ok(()); // a client never seen has no events
         };
-        self.scan(tenant, from, to, |head| head.client == Some(want), visit)
+        self.scan(
+            tenant,
+            from,
+            to,
+            |head, _| Ok(head.client == Some(want)),
+            visit,
+        )
     }
 
     /// Calls `visit` for every event of `tenant` in `[from, to)`, in no particular order.
@@ -261,7 +267,33 @@ impl Snapshot {
         to: u64,
         visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        self.scan(tenant, from, to, |_| true, visit)
+        self.scan(tenant, from, to, |_, _| Ok(true), visit)
+    }
+
+    /// Calls `visit` for every event of `tenant` in `[from, to)` that carries `token`, in
+    /// no particular order. The token's number is compared on each record before anything
+    /// is resolved.
+    pub fn for_each_event_of_token(
+        &self,
+        tenant: u32,
+        from: u64,
+        to: u64,
+        token: &str,
+        visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let Some(bytes) = self
+            .txn
+            .open_table(TOKENS)?
+            .get((tenant, token))?
+            .map(|b| b.value().to_vec())
+        else {
+            return Ok(()); // a token never seen has no events
+        };
+        let want = decode::<TokenRecord>(&bytes, "token")?.id;
+        let has_token = |_: &RecordHead, bytes: &[u8]| {
+            decode::<TokenHead>(bytes, "event").map(|head| head.token == Some(want))
+        };
+        self.scan(tenant, from, to, has_token, visit)
     }
 
     /// The events of `tenant` in `[from, to)` whose head passes `keep`. When the range
@@ -273,14 +305,14 @@ impl Snapshot {
         tenant: u32,
         from: u64,
         to: u64,
-        keep: impl Fn(&RecordHead) -> bool,
+        keep: impl Fn(&RecordHead, &[u8]) -> Result<bool, StoreError>,
         mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let log = self.txn.open_table(LOG)?;
         let tokens = self.txn.open_table(TOKEN_IDS)?;
         let mut consider = |seq: u64, bytes: &[u8]| -> Result<(), StoreError> {
             let head: RecordHead = decode(bytes, "event")?;
-            if (from..to).contains(&head.ts) && keep(&head) {
+            if (from..to).contains(&head.ts) && keep(&head, bytes)? {
                 visit(self.decode_event(&tokens, tenant, seq, bytes)?)?;
             }
             Ok(())

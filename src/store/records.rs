@@ -57,7 +57,8 @@ pub struct SessionRecord {
 /// `ts`, which is small in real traffic and makes a short varint.
 ///
 /// Field order is part of the format: the first five fields are also read alone, as a
-/// [`RecordHead`], to filter a listing without decoding whole records.
+/// [`RecordHead`], and the first seven as a [`TokenHead`], to filter without decoding
+/// whole records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventRecord {
     pub ts: u64,
@@ -93,6 +94,18 @@ pub struct RecordHead {
     pub type_id: u32,
     pub outcome: u8,
     pub client: Option<u32>,
+}
+
+/// The leading fields of an [`EventRecord`] up to its token's number.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TokenHead {
+    pub ts: u64,
+    pub received_delta: i64,
+    pub type_id: u32,
+    pub outcome: u8,
+    pub client: Option<u32>,
+    pub id: Option<String>,
+    pub token: Option<u64>,
 }
 
 /// `time − ts` as a signed difference. Wrapping both ways, so that [`undelta`] gives back

@@ -465,3 +465,44 @@ async fn range_scans_agree_whichever_way_they_read() {
         assert_eq!(of_client, want_client);
     }
 }
+
+#[tokio::test]
+async fn a_tokens_events_are_found_by_its_number() {
+    let (_dir, store) = open();
+    let events: Vec<Event> = (0..60u64)
+        .map(|i| {
+            let mut e = ev("token.refreshed", NOW - i * 60_000);
+            e.token = Some(format!("t{}", i % 4));
+            e
+        })
+        .collect();
+    store.ingest(1, NOW, events.clone()).await.expect("ok");
+    let mut other = ev("token.refreshed", NOW);
+    other.token = Some("t1".into());
+    store.ingest(2, NOW, vec![other]).await.expect("ok");
+    let snap = store.snapshot().expect("snap");
+    for (from, to) in [(0, u64::MAX), (NOW - 10 * 60_000, NOW)] {
+        let mut found = Vec::new();
+        snap.for_each_event_of_token(1, from, to, "t1", |e| {
+            found.push((e.event.ts, e.event.token));
+            Ok(())
+        })
+        .expect("scans");
+        found.sort_unstable();
+        let mut want: Vec<_> = events
+            .iter()
+            .filter(|e| e.token.as_deref() == Some("t1") && (from..to).contains(&e.ts))
+            .map(|e| (e.ts, e.token.clone()))
+            .collect();
+        want.sort_unstable();
+        assert!(!want.is_empty());
+        assert_eq!(found, want);
+    }
+    let mut none = 0;
+    snap.for_each_event_of_token(1, 0, u64::MAX, "never", |_| {
+        none += 1;
+        Ok(())
+    })
+    .expect("scans");
+    assert_eq!(none, 0);
+}
