@@ -10,11 +10,22 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 /// An immutable view of every interned string.
+///
+/// The writer makes a new view in every group that adds names, so a copy must be cheap
+/// however many names there are: the bulk lives in a frozen part shared between views,
+/// and only the names added since it was last rebuilt (at most [`RECENT_MAX`]) are copied.
 #[derive(Debug, Default, Clone)]
 pub struct Names {
-    by_id: Vec<Arc<str>>,
-    by_text: HashMap<Arc<str>, u32>,
+    /// Ids `0..frozen_ids.len()`.
+    frozen_ids: Arc<Vec<Arc<str>>>,
+    frozen_text: Arc<HashMap<Arc<str>, u32>>,
+    /// The ids after those.
+    recent_ids: Vec<Arc<str>>,
+    recent_text: HashMap<Arc<str>, u32>,
 }
+
+/// Names a view holds outside its frozen part before the part is rebuilt with them.
+const RECENT_MAX: usize = 4096;
 
 impl Names {
     pub fn from_ordered(texts: Vec<String>) -> Names {
@@ -26,25 +37,39 @@ impl Names {
     }
 
     fn push(&mut self, text: Arc<str>) {
-        let id = self.by_id.len() as u32;
-        self.by_text.insert(text.clone(), id);
-        self.by_id.push(text);
+        let id = self.len() as u32;
+        self.recent_text.insert(text.clone(), id);
+        self.recent_ids.push(text);
+        if self.recent_ids.len() >= RECENT_MAX {
+            let ids = Arc::make_mut(&mut self.frozen_ids);
+            ids.append(&mut self.recent_ids);
+            let texts = Arc::make_mut(&mut self.frozen_text);
+            texts.extend(self.recent_text.drain());
+        }
     }
 
     pub fn text(&self, id: u32) -> Option<&str> {
-        self.by_id.get(id as usize).map(|s| &**s)
+        let id = id as usize;
+        match id.checked_sub(self.frozen_ids.len()) {
+            None => self.frozen_ids.get(id),
+            Some(recent) => self.recent_ids.get(recent),
+        }
+        .map(|s| &**s)
     }
 
     pub fn id(&self, text: &str) -> Option<u32> {
-        self.by_text.get(text).copied()
+        self.recent_text
+            .get(text)
+            .or_else(|| self.frozen_text.get(text))
+            .copied()
     }
 
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.frozen_ids.len() + self.recent_ids.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
+        self.len() == 0
     }
 }
 
@@ -144,6 +169,29 @@ impl PendingNames {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn views_stay_whole_across_rebuilds_of_their_frozen_part() {
+        let shared: SharedNames = Arc::new(RwLock::new(Arc::new(Names::default())));
+        let old = snapshot(&shared);
+        for group in 0..7 {
+            let mut pending = PendingNames::new(snapshot(&shared));
+            for i in 0..1500 {
+                assert_eq!(pending.intern(&format!("n{group}-{i}")), group * 1500 + i);
+            }
+            pending.publish(&shared);
+        }
+        let names = snapshot(&shared);
+        assert_eq!(names.len(), 7 * 1500);
+        for id in [0, 1499, 4095, 4096, 8191, 8192, 10_499] {
+            let text = names.text(id).expect("named");
+            assert_eq!(names.id(text), Some(id));
+            assert_eq!(text, format!("n{}-{}", id / 1500, id % 1500));
+        }
+        assert_eq!(names.text(10_500), None);
+        assert_eq!(names.id("n7-0"), None);
+        assert!(old.is_empty(), "an older view is unchanged");
+    }
 
     #[test]
     fn interning_is_stable_and_published_after_commit() {
