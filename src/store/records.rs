@@ -96,14 +96,11 @@ pub struct RecordHead {
     pub client: Option<u32>,
 }
 
-/// The leading fields of an [`EventRecord`] up to its token's number.
+/// The leading fields of an [`EventRecord`] up to its token's number: the head, then the
+/// two fields after it (bincode lays a nested struct's fields out in line).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct TokenHead {
-    pub ts: u64,
-    pub received_delta: i64,
-    pub type_id: u32,
-    pub outcome: u8,
-    pub client: Option<u32>,
+    pub head: RecordHead,
     pub id: Option<String>,
     pub token: Option<u64>,
 }
@@ -348,5 +345,10 @@ mod tests {
                 client: Some(1)
             }
         );
+        let mut numbered = record.clone();
+        numbered.token = Some(300);
+        let bytes = crate::store::codec::encode(&numbered).expect("encodes");
+        let with_token: TokenHead = crate::store::codec::decode(&bytes, "head").expect("decodes");
+        assert_eq!((with_token.head, with_token.token), (head, Some(300)));
     }
 }
