@@ -127,12 +127,13 @@ pub fn run(cli: Cli) -> Result<()> {
             let store = open_store(&config)?;
             let report = store.snapshot()?.verify()?;
             println!(
-                "{} events; {} counter, {} token, {} index and {} sketch mismatches",
+                "{} events; {} counter, {} token, {} index, {} sketch and {} column mismatches",
                 report.events,
                 report.counter_mismatches,
                 report.token_mismatches,
                 report.index_mismatches,
-                report.sketch_mismatches
+                report.sketch_mismatches,
+                report.column_mismatches
             );
             if !report.is_consistent() {
                 bail!("the aggregates do not match the log; run `gatewatch rebuild`");

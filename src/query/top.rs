@@ -1,14 +1,16 @@
 //! `/top`: the values of one dimension with the most events in a range, exact.
 //!
-//! Types, grant types and clients are read from counter buckets. Users, IPs, tokens and
-//! routes have no counters (their cardinality is unbounded and attacker-controlled, so they
-//! are not interned); they are counted by scanning the range of the log, which is exact but
-//! grows with the number of events in the range.
+//! Types, grant types and clients are read from counter buckets. Users, IPs and tokens are
+//! counted from the column blocks (a few bytes per event, see `store::columns`), and only
+//! the values that can make the list are named. Routes are counted by scanning the range
+//! of the log, which is exact but grows with the number of events in the range.
 
 use std::collections::HashMap;
 
 use super::HourRange;
+use crate::model::time::hour_of;
 use crate::model::Outcome;
+use crate::store::columns::{Column, KIND_IP, KIND_USER};
 use crate::store::{Dim, Snapshot, StoreError};
 
 /// What `/top` ranks.
@@ -91,6 +93,41 @@ impl Tally {
     }
 }
 
+fn narrow(id: u64) -> Result<u32, StoreError> {
+    u32::try_from(id).map_err(|_| StoreError::Corrupt(format!("value number {id} is too large")))
+}
+
+/// The `limit` values with the most events among (number, events, failures), most first and
+/// ties broken by key: the counts decide who is in, and only the values at or above the
+/// last place's count are named.
+fn ranked_numbers(
+    mut counts: Vec<(u64, u64, u64)>,
+    limit: usize,
+    name: impl Fn(u64) -> Result<String, StoreError>,
+) -> Result<Vec<TopItem>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    if counts.len() > limit {
+        counts.select_nth_unstable_by(limit - 1, |a, b| b.1.cmp(&a.1));
+        let last_place = counts[limit - 1].1;
+        counts.retain(|c| c.1 >= last_place);
+    }
+    let mut items = counts
+        .into_iter()
+        .map(|(id, count, failures)| {
+            Ok(TopItem {
+                key: name(id)?,
+                count,
+                failures,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    items.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+    items.truncate(limit);
+    Ok(items)
+}
+
 /// The `limit` values of `dim` with the most events of `tenant` in `range` (only events
 /// with `outcome`, when given).
 pub fn top(
@@ -128,6 +165,21 @@ pub fn top(
             tally.add(names.text(key_id).unwrap_or("?"), o, row.count);
         }
         return Ok(tally.ranked(limit));
+    }
+    let column = match dim {
+        TopDim::UserId => Some(Column::User),
+        TopDim::Ip => Some(Column::Ip),
+        TopDim::Token => Some(Column::Token),
+        _ => None,
+    };
+    if let Some(column) = column {
+        let (from, to) = (hour_of(range.from), hour_of(range.to));
+        let counts = snap.column_counts(tenant, column, from, to, outcome.map(|o| o.code()))?;
+        return ranked_numbers(counts, limit, |id| match column {
+            Column::User => snap.value_named(tenant, KIND_USER, narrow(id)?),
+            Column::Ip => snap.value_named(tenant, KIND_IP, narrow(id)?),
+            Column::Token => snap.token_named(tenant, id),
+        });
     }
     snap.for_each_event(tenant, range.from, range.to, |stored| {
         let e = &stored.event;

@@ -18,7 +18,9 @@ use super::StoreError;
 ///    their `ts`, other times as differences to it, intern routes, errors and scopes, and
 ///    name their token by number (`token_states` holds each token's number and state,
 ///    `token_ids` maps numbers back).
-pub const SCHEMA_VERSION: u64 = 2;
+/// 3. Adds per-tenant numbers of users and IPs and the column blocks (see `columns`),
+///    built from the log at open.
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// Events moved from a version 1 log per transaction.
 const UPGRADE_CHUNK: usize = 50_000;
@@ -44,14 +46,14 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         Some(1) => v1::upgrade(db)?,
         _ => {}
     }
+    // Version 2 stores (and an interrupted build) get their column tables here.
+    super::columns::build(db)?;
     let txn = db.begin_write()?;
     let next_seq;
     let sketch_seq;
     {
         let mut meta = txn.open_table(META)?;
-        if meta.get(META_SCHEMA_VERSION)?.is_none() {
-            meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
-        }
+        meta.insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
         next_seq = meta.get(META_NEXT_SEQ)?.map_or(1, |v| v.value());
         sketch_seq = meta.get(META_SKETCH_SEQ)?.map_or(1, |v| v.value());
         txn.open_table(TENANTS)?;
@@ -71,6 +73,10 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         txn.open_table(TOKEN_ENDS)?;
         txn.open_table(SESSIONS)?;
         txn.open_table(LIFETIMES)?;
+        txn.open_table(VALUE_IDS)?;
+        txn.open_table(VALUE_NAMES)?;
+        txn.open_table(COLUMN_TAIL)?;
+        txn.open_table(COLUMN_BLOCKS)?;
         if meta.get(META_LIFETIMES_BUILT)?.is_none() {
             super::lifetimes::build_from_ends(&txn)?;
             meta.insert(META_LIFETIMES_BUILT, 1)?;
@@ -213,8 +219,7 @@ pub(super) mod v1 {
         txn.delete_table(EVENTS)?;
         txn.delete_table(EVENT_SEQ)?;
         txn.delete_table(TOKENS)?;
-        txn.open_table(META)?
-            .insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
+        txn.open_table(META)?.insert(META_SCHEMA_VERSION, 2)?;
         txn.commit()?;
         tracing::info!(moved, "store upgraded to schema version 2");
         Ok(())

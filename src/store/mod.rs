@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod codec;
+pub mod columns;
 mod counters;
 mod error;
 mod lifetimes;

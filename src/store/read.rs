@@ -7,9 +7,10 @@ use ipnet::IpNet;
 use redb::ReadTransaction;
 
 use super::codec::decode;
+use super::columns::{Column, ValueRef};
 use super::counters::CounterRow;
 use super::names::Names;
-use super::records::{EventRecord, RecordHead, TokenHead, TokenRecord};
+use super::records::{EventRecord, RecordHead, TokenRecord};
 use super::sketches::SharedBook;
 use super::tables::*;
 use super::StoreError;
@@ -158,6 +159,24 @@ impl Snapshot {
                 next: None,
             });
         };
+        // An exact user, token or address is looked up in the column blocks.
+        match self.column_filter(tenant, filter)? {
+            Some(Some((column, number))) => {
+                let hours = (
+                    hour_of(filter.from),
+                    hour_of(filter.to.saturating_sub(1)) + 1,
+                );
+                let seqs = self.seqs_with(tenant, column, number, hours.0, hours.1)?;
+                return self.page_of(tenant, filter, seqs, before, limit);
+            }
+            Some(None) => {
+                return Ok(EventPage {
+                    events: Vec::new(),
+                    next: None,
+                })
+            }
+            None => {}
+        }
         let want_outcome = filter.outcome.map(|o| o.code());
         // The stretches of the log that can hold a match, newest first: the hours whose
         // counters saw the wanted type/outcome/client, or the whole range.
@@ -279,21 +298,87 @@ impl Snapshot {
         from: u64,
         to: u64,
         token: &str,
-        visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
+        mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let Some(bytes) = self
-            .txn
-            .open_table(TOKENS)?
-            .get((tenant, token))?
-            .map(|b| b.value().to_vec())
-        else {
+        let Some(number) = self.token_number(tenant, token)? else {
             return Ok(()); // a token never seen has no events
         };
-        let want = decode::<TokenRecord>(&bytes, "token")?.id;
-        let has_token = |_: &RecordHead, bytes: &[u8]| {
-            decode::<TokenHead>(bytes, "event").map(|head| head.token == Some(want))
+        let (log, tokens) = (self.txn.open_table(LOG)?, self.txn.open_table(TOKEN_IDS)?);
+        let hours = (hour_of(from), hour_of(to.saturating_sub(1)) + 1);
+        for seq in self.seqs_with(tenant, Column::Token, number, hours.0, hours.1)? {
+            let stored =
+                self.decode_event(&tokens, tenant, seq, logged(&log, tenant, seq)?.value())?;
+            if (from..to).contains(&stored.event.ts) {
+                visit(stored)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of `token` in `tenant`, if it has been seen.
+    fn token_number(&self, tenant: u32, token: &str) -> Result<Option<u64>, StoreError> {
+        match self.txn.open_table(TOKENS)?.get((tenant, token))? {
+            Some(bytes) => Ok(Some(decode::<TokenRecord>(bytes.value(), "token")?.id)),
+            None => Ok(None),
+        }
+    }
+
+    /// The column and number that an exact user, token or single-address filter selects
+    /// (the first of them that is set); `Some(None)` when that value has no number, so no
+    /// event carries it.
+    fn column_filter(
+        &self,
+        tenant: u32,
+        filter: &EventFilter,
+    ) -> Result<Option<Option<(Column, u64)>>, StoreError> {
+        if let Some(token) = &filter.token {
+            let number = self.token_number(tenant, token)?;
+            return Ok(Some(number.map(|n| (Column::Token, n))));
+        }
+        let value = match (&filter.user_id, filter.ip) {
+            (Some(user), _) => (Column::User, ValueRef::User(user)),
+            (None, Some(net)) if net.prefix_len() == net.max_prefix_len() => {
+                (Column::Ip, ValueRef::Ip(net.addr()))
+            }
+            _ => return Ok(None),
         };
-        self.scan(tenant, from, to, has_token, visit)
+        let number = self.value_number(tenant, value.1)?;
+        Ok(Some(number.map(|n| (value.0, u64::from(n)))))
+    }
+
+    /// A newest-first page of the events among `seqs` that match `filter`, older than
+    /// `before` when given.
+    fn page_of(
+        &self,
+        tenant: u32,
+        filter: &EventFilter,
+        seqs: Vec<u64>,
+        before: Option<(u64, u64)>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let (log, tokens) = (self.txn.open_table(LOG)?, self.txn.open_table(TOKEN_IDS)?);
+        let mut candidates = Vec::with_capacity(seqs.len());
+        for seq in seqs {
+            let head: RecordHead = decode(logged(&log, tenant, seq)?.value(), "event")?;
+            let place = (head.ts, seq);
+            if (filter.from..filter.to).contains(&head.ts) && before.is_none_or(|b| place < b) {
+                candidates.push(place);
+            }
+        }
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        let mut events: Vec<StoredEvent> = Vec::new();
+        for (_, seq) in candidates {
+            let stored =
+                self.decode_event(&tokens, tenant, seq, logged(&log, tenant, seq)?.value())?;
+            if filter.matches(&stored.event) {
+                if let Some(last) = events.last().filter(|_| events.len() == limit) {
+                    let next = Some((last.event.ts, last.seq));
+                    return Ok(EventPage { events, next });
+                }
+                events.push(stored);
+            }
+        }
+        Ok(EventPage { events, next: None })
     }
 
     /// The events of `tenant` in `[from, to)` whose head passes `keep`. When the range
@@ -346,6 +431,11 @@ impl Snapshot {
             };
             (near + here, total + row.count)
         }))
+    }
+
+    /// The token `tenant` numbered `id`.
+    pub fn token_named(&self, tenant: u32, id: u64) -> Result<String, StoreError> {
+        token_named(&self.txn.open_table(TOKEN_IDS)?, tenant, id)
     }
 
     /// The event with server id `seq`, if it belongs to `tenant`.

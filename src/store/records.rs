@@ -57,8 +57,7 @@ pub struct SessionRecord {
 /// `ts`, which is small in real traffic and makes a short varint.
 ///
 /// Field order is part of the format: the first five fields are also read alone, as a
-/// [`RecordHead`], and the first seven as a [`TokenHead`], to filter without decoding
-/// whole records.
+/// [`RecordHead`], to filter without decoding whole records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventRecord {
     pub ts: u64,
@@ -94,15 +93,6 @@ pub struct RecordHead {
     pub type_id: u32,
     pub outcome: u8,
     pub client: Option<u32>,
-}
-
-/// The leading fields of an [`EventRecord`] up to its token's number: the head, then the
-/// two fields after it (bincode lays a nested struct's fields out in line).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct TokenHead {
-    pub head: RecordHead,
-    pub id: Option<String>,
-    pub token: Option<u64>,
 }
 
 /// `time − ts` as a signed difference. Wrapping both ways, so that [`undelta`] gives back
@@ -345,10 +335,5 @@ mod tests {
                 client: Some(1)
             }
         );
-        let mut numbered = record.clone();
-        numbered.token = Some(300);
-        let bytes = crate::store::codec::encode(&numbered).expect("encodes");
-        let with_token: TokenHead = crate::store::codec::decode(&bytes, "head").expect("decodes");
-        assert_eq!((with_token.head, with_token.token), (head, Some(300)));
     }
 }

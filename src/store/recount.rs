@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, HashMap};
 use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::codec::{decode, encode};
+use super::columns::Fields;
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::{self, Names};
 use super::read::token_named;
 use super::read::Snapshot;
-use super::records::{EventRecord, RecordHead, TokenRecord};
+use super::records::{EventRecord, TokenRecord};
 use super::sketches::Deltas;
 use super::tables::*;
 use super::{Store, StoreError};
@@ -32,6 +33,9 @@ pub struct RecountReport {
     pub index_mismatches: u64,
     /// Sketch buckets that differ from the same sketches recomputed from the log.
     pub sketch_mismatches: u64,
+    /// Column entries that differ from those of the logged events (missing or extra ones
+    /// included), blocks that are not full, and value numbers that do not map both ways.
+    pub column_mismatches: u64,
 }
 
 impl RecountReport {
@@ -40,6 +44,7 @@ impl RecountReport {
             && self.token_mismatches == 0
             && self.index_mismatches == 0
             && self.sketch_mismatches == 0
+            && self.column_mismatches == 0
     }
 }
 
@@ -162,18 +167,46 @@ impl Snapshot {
             .filter(|key| !expected_buckets.contains_key(key))
             .count() as u64;
 
-        // The time index must list every logged event at its time, and nothing else.
+        // The time index must list every logged event at its time, and nothing else; the
+        // column tables must hold every logged event's entry, in the log's order.
         let times = self.txn().open_table(EVENT_TIMES)?;
         let log = self.txn().open_table(LOG)?;
+        let value_ids = self.txn().open_table(VALUE_IDS)?;
+        let (columned, short_blocks) = self.stored_entries()?;
+        report.column_mismatches += short_blocks;
+        // Both in (tenant, seq) order: walked side by side, so a lost entry counts once.
+        let mut columned = columned.into_iter().peekable();
         for entry in log.iter()? {
             let (key, bytes) = entry?;
             let (tenant, seq) = key.value();
-            let head: RecordHead = decode(bytes.value(), "event")?;
-            if times.get((tenant, head.ts, seq))?.is_none() {
+            let record: EventRecord = decode(bytes.value(), "event")?;
+            if times.get((tenant, record.ts, seq))?.is_none() {
                 report.index_mismatches += 1;
             }
+            while columned
+                .next_if(|(t, e)| (*t, e.seq) < (tenant, seq))
+                .is_some()
+            {
+                report.column_mismatches += 1; // an entry of no logged event
+            }
+            let stored = columned.next_if(|(t, e)| (*t, e.seq) == (tenant, seq));
+            let expected = self.expected_entry(&value_ids, tenant, seq, Fields::of(&record))?;
+            if stored.map(|(_, e)| e) != expected || expected.is_none() {
+                report.column_mismatches += 1;
+            }
         }
+        report.column_mismatches += columned.count() as u64;
         report.index_mismatches += times.len()?.abs_diff(log.len()?);
+        let value_names = self.txn().open_table(VALUE_NAMES)?;
+        for entry in value_ids.iter()? {
+            let (key, id) = entry?;
+            let (tenant, kind, bytes) = key.value();
+            let named = value_names.get((tenant, kind, id.value()))?;
+            if named.is_none_or(|named| named.value() != bytes) {
+                report.column_mismatches += 1;
+            }
+        }
+        report.column_mismatches += value_ids.len()?.abs_diff(value_names.len()?);
         if let Some(book) = self.book() {
             report.sketch_mismatches = super::sketches::mismatches(book, &expected.sketches)?;
         }
@@ -221,6 +254,12 @@ impl Store {
             }
             drop(ends);
             super::lifetimes::build_from_ends(txn)?;
+            // Nothing refers to value numbers but the columns, so they are renumbered too.
+            txn.open_table(VALUE_IDS)?.retain(|_, _| false)?;
+            txn.open_table(VALUE_NAMES)?.retain(|_, _| false)?;
+            txn.open_table(COLUMN_TAIL)?.retain(|_, _| false)?;
+            txn.open_table(COLUMN_BLOCKS)?.retain(|_, _| false)?;
+            super::columns::fold_log(txn, None, usize::MAX)?;
             Ok(())
         })
         .await?;

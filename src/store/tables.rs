@@ -56,6 +56,21 @@ pub const LIFETIMES: TableDefinition<LifetimeKey, &[u8]> = TableDefinition::new(
 /// (tenant, granularity, bucket).
 pub type LifetimeKey = (u32, u8, u32);
 
+/// Per-tenant numbers of user ids and IP addresses (see `columns`), dense from 1 per
+/// (tenant, kind): (tenant, kind, the value's bytes) → number.
+pub const VALUE_IDS: TableDefinition<(u32, u8, &[u8]), u32> = TableDefinition::new("value_ids");
+/// (tenant, kind, number) → the value's bytes (a user id's text, an IP's 4 or 16 octets).
+pub const VALUE_NAMES: TableDefinition<(u32, u8, u32), &[u8]> = TableDefinition::new("value_names");
+
+/// A tenant's newest column entries, not yet sealed in a block: (tenant, seq) →
+/// [`TailValue`].
+pub const COLUMN_TAIL: TableDefinition<(u32, u64), TailValue> = TableDefinition::new("column_tail");
+/// Sealed column blocks: (tenant, seq of the first entry) → an encoded block.
+pub const COLUMN_BLOCKS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("column_blocks");
+
+/// (hour, outcome code, user number, IP number, token number); 0 = none.
+pub type TailValue = (u32, u8, u32, u32, u64);
+
 /// Idempotency keys: (tenant, client's id) → receive time ms (kept 7 days).
 pub const DEDUP: TableDefinition<(u32, &str), u64> = TableDefinition::new("dedup");
 
@@ -99,6 +114,12 @@ pub const META_NEXT_TOKEN: &str = "next_token";
 /// Set once the `lifetimes` table has been filled from `token_ends` (stores written before
 /// the table existed get it filled at their first open).
 pub const META_LIFETIMES_BUILT: &str = "lifetimes_built";
+
+/// Set once the column tables hold every logged event (stores written before they existed
+/// get them built at open, resuming from the (tenant, seq) below).
+pub const META_COLUMNS_BUILT: &str = "columns_built";
+pub const META_COLUMNS_TENANT: &str = "columns_next_tenant";
+pub const META_COLUMNS_SEQ: &str = "columns_next_seq";
 
 /// Distinct-count sketches and duration histograms per bucket:
 /// (tenant, granularity, bucket, kind) → a sketch (see `sketches::Sketch::encode`).

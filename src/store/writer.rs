@@ -19,6 +19,7 @@ use tokio::sync::mpsc::{self, error::SendTimeoutError};
 use tokio::sync::oneshot;
 
 use super::codec::{decode, encode};
+use super::columns::{ColumnState, ColumnWriter, Fields};
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::Names;
@@ -92,6 +93,7 @@ impl Writer {
             writable,
             next_seq,
             max_group_events: config.max_group_events.max(1),
+            columns: ColumnState::default(),
         };
         let flag = running.clone();
         let thread = std::thread::Builder::new()
@@ -154,6 +156,8 @@ struct WriterState {
     writable: Arc<AtomicBool>,
     next_seq: u64,
     max_group_events: usize,
+    /// Value numbers and tail sizes remembered between groups.
+    columns: ColumnState,
 }
 
 impl WriterState {
@@ -184,6 +188,8 @@ impl WriterState {
             }
             if let Some(f) = after {
                 f(&self.db);
+                // It may have rewritten the column tables (a rebuild).
+                self.columns.reset();
             }
         }
         if self.writable.load(Ordering::Acquire) {
@@ -236,7 +242,7 @@ impl WriterState {
     }
 
     /// Applies a whole group in one durable transaction.
-    fn apply(&self, group: &mut [IngestJob]) -> Result<(Vec<IngestIds>, u64), StoreError> {
+    fn apply(&mut self, group: &mut [IngestJob]) -> Result<(Vec<IngestIds>, u64), StoreError> {
         // The records built before the writer, taken out so the events can stay borrowed.
         let mut built: Vec<Vec<Option<EventRecord>>> = group
             .iter_mut()
@@ -259,6 +265,7 @@ impl WriterState {
             let mut token_ids = txn.open_table(TOKEN_IDS)?;
             let mut meta = txn.open_table(META)?;
             let mut next_token = meta.get(META_NEXT_TOKEN)?.map_or(1, |v| v.value());
+            let mut columns = ColumnWriter::open(&txn, &mut self.columns)?;
             for (job, built) in group.iter().zip(&mut built) {
                 let mut ids = Vec::with_capacity(job.events.len());
                 for (Prepared { event, .. }, record) in job.events.iter().zip(built) {
@@ -310,6 +317,17 @@ impl WriterState {
                     );
                     log.insert((job.tenant, seq), encode(&record)?.as_slice())?;
                     times.insert((job.tenant, event.ts, seq), ())?;
+                    columns.append(
+                        job.tenant,
+                        seq,
+                        Fields {
+                            ts: event.ts,
+                            outcome: event.outcome.code(),
+                            user: event.user_id.as_deref(),
+                            ip: event.ip,
+                            token: record.token,
+                        },
+                    )?;
                     ids.push(Some(seq));
                 }
                 all_ids.push(ids);

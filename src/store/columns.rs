@@ -1,0 +1,793 @@
+//! Column blocks: a compact copy of the few fields of every event that `/top` ranks by
+//! (user, IP, token) with its hour and outcome, so that ranking a high-cardinality
+//! dimension over a range reads a few bytes per event instead of decoding the log.
+//!
+//! Users and IPs get per-tenant numbers, dense from 1 ([`VALUE_IDS`], [`VALUE_NAMES`]);
+//! tokens already have numbers. A tenant's newest events sit in [`COLUMN_TAIL`], one row
+//! each; every [`BLOCK`] of them are sealed, in the same transaction, into one
+//! [`COLUMN_BLOCKS`] value that stores each column frame-of-reference encoded (its
+//! minimum, then each value's difference to it in the fewest whole bytes that hold the
+//! largest). Blocks follow the tenant's log in seq order, so their layout is a function
+//! of the log alone: `verify` recomputes it, `rebuild` rewrites it.
+//!
+//! Everything here is derived data, written in the same transaction as the log append.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use redb::{Database, ReadableTable, Table, WriteTransaction};
+
+use super::codec::decode;
+use super::read::Snapshot;
+use super::records::EventRecord;
+use super::tables::*;
+use super::StoreError;
+use crate::model::time::hour_of;
+use crate::model::Outcome;
+
+/// Events per sealed block.
+pub const BLOCK: usize = 1024;
+
+/// Value kinds that get per-tenant numbers.
+pub const KIND_USER: u8 = 0;
+pub const KIND_IP: u8 = 1;
+
+/// Format byte of an encoded block.
+const BLOCK_FORMAT: u8 = 1;
+
+/// Events folded per transaction when an older store's blocks are built at open.
+const BUILD_CHUNK: usize = 50_000;
+
+/// Value numbers the writer keeps in memory before it forgets them all and starts over.
+const KNOWN_MAX: usize = 1 << 18;
+
+/// The columned fields of one event. Numbers are 0 when the event has no such field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    pub hour: u32,
+    pub outcome: u8,
+    pub user: u32,
+    pub ip: u32,
+    pub token: u64,
+}
+
+impl Entry {
+    fn from_tail(seq: u64, (hour, outcome, user, ip, token): TailValue) -> Entry {
+        Entry {
+            seq,
+            hour,
+            outcome,
+            user,
+            ip,
+            token,
+        }
+    }
+
+    fn tail_value(&self) -> TailValue {
+        (self.hour, self.outcome, self.user, self.ip, self.token)
+    }
+}
+
+/// The fields of an event that go into its entry, before users and IPs are numbered.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    pub ts: u64,
+    pub outcome: u8,
+    pub user: Option<&'a str>,
+    pub ip: Option<IpAddr>,
+    pub token: Option<u64>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn of(record: &'a EventRecord) -> Fields<'a> {
+        Fields {
+            ts: record.ts,
+            outcome: record.outcome,
+            user: record.user_id.as_deref(),
+            ip: record.ip,
+            token: record.token,
+        }
+    }
+}
+
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => v6.octets().to_vec(),
+    }
+}
+
+/// Which column a reader ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Column {
+    User,
+    Ip,
+    Token,
+}
+
+impl Column {
+    fn position(self) -> usize {
+        match self {
+            Column::User => USER,
+            Column::Ip => IP,
+            Column::Token => TOKEN,
+        }
+    }
+
+    fn of(self, e: &Entry) -> u64 {
+        match self {
+            Column::User => u64::from(e.user),
+            Column::Ip => u64::from(e.ip),
+            Column::Token => e.token,
+        }
+    }
+}
+
+/// A user id or an IP address, to look its number up.
+#[derive(Debug, Clone, Copy)]
+pub enum ValueRef<'a> {
+    User(&'a str),
+    Ip(IpAddr),
+}
+
+// Column positions inside a block.
+const SEQ_GAP: usize = 0;
+const HOUR_OUTCOME: usize = 1;
+const USER: usize = 2;
+const IP: usize = 3;
+const TOKEN: usize = 4;
+const COLUMNS: usize = 5;
+
+/// Outcome codes take the low three bits of the hour-and-outcome column.
+const OUTCOME_BITS: u32 = 3;
+
+/// Encodes `entries` (of one tenant, ascending seq, at least one) as a block.
+pub fn encode_block(entries: &[Entry]) -> Vec<u8> {
+    let min_hour = entries.iter().map(|e| e.hour).min().unwrap_or(0);
+    let max_hour = entries.iter().map(|e| e.hour).max().unwrap_or(0);
+    let mut out = Vec::with_capacity(16 + entries.len() * 12);
+    out.push(BLOCK_FORMAT);
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    out.extend_from_slice(&min_hour.to_le_bytes());
+    out.extend_from_slice(&max_hour.to_le_bytes());
+    // Each seq as its gap to the one before. The first entry's seq is the block's key, so
+    // its gap is never read: it repeats the second's, which keeps a constant column constant.
+    let mut gaps: Vec<u64> = entries.windows(2).map(|w| w[1].seq - w[0].seq).collect();
+    gaps.insert(0, gaps.first().copied().unwrap_or(0));
+    let hour_outcome =
+        |e: &Entry| (u64::from(e.hour - min_hour) << OUTCOME_BITS) | u64::from(e.outcome & 0b111);
+    encode_column(&mut out, gaps.into_iter());
+    encode_column(&mut out, entries.iter().map(hour_outcome));
+    encode_column(&mut out, entries.iter().map(|e| u64::from(e.user)));
+    encode_column(&mut out, entries.iter().map(|e| u64::from(e.ip)));
+    encode_column(&mut out, entries.iter().map(|e| e.token));
+    out
+}
+
+fn encode_column(out: &mut Vec<u8>, values: impl Iterator<Item = u64> + Clone) {
+    let base = values.clone().min().unwrap_or(0);
+    let span = values.clone().map(|v| v - base).max().unwrap_or(0);
+    let width = (8 - span.leading_zeros() as usize / 8) as u8;
+    out.push(width);
+    out.extend_from_slice(&base.to_le_bytes());
+    for value in values {
+        out.extend_from_slice(&(value - base).to_le_bytes()[..usize::from(width)]);
+    }
+}
+
+/// A decoded view of a block's bytes.
+pub struct BlockView<'a> {
+    first_seq: u64,
+    len: usize,
+    pub min_hour: u32,
+    pub max_hour: u32,
+    columns: [ColumnBytes<'a>; COLUMNS],
+}
+
+#[derive(Clone, Copy)]
+struct ColumnBytes<'a> {
+    width: usize,
+    base: u64,
+    data: &'a [u8],
+}
+
+impl ColumnBytes<'_> {
+    /// Every value of the column, into `out` (cleared first).
+    fn decode_into(&self, len: usize, out: &mut Vec<u64>) {
+        out.clear();
+        if self.width == 0 {
+            out.resize(len, self.base);
+            return;
+        }
+        out.extend(self.data.chunks_exact(self.width).map(|chunk| {
+            let mut bytes = [0u8; 8];
+            bytes[..chunk.len()].copy_from_slice(chunk);
+            self.base.wrapping_add(u64::from_le_bytes(bytes))
+        }));
+    }
+}
+
+/// Reads a block's bytes front to back.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.0.len() < n {
+            return Err(corrupt("truncated"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        self.take(N)?.try_into().map_err(|_| corrupt("truncated"))
+    }
+
+    fn u32(&mut self) -> Result<u32, StoreError> {
+        self.array().map(u32::from_le_bytes)
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("column block: {what}"))
+}
+
+impl<'a> BlockView<'a> {
+    pub fn parse(first_seq: u64, bytes: &'a [u8]) -> Result<BlockView<'a>, StoreError> {
+        let mut rest = Reader(bytes);
+        if rest.take(1)?[0] != BLOCK_FORMAT {
+            return Err(corrupt("unknown format"));
+        }
+        let len = rest.u32()? as usize;
+        let min_hour = rest.u32()?;
+        let max_hour = rest.u32()?;
+        if len == 0 || len > BLOCK || min_hour > max_hour {
+            return Err(corrupt("bad header"));
+        }
+        let mut columns = [ColumnBytes {
+            width: 0,
+            base: 0,
+            data: &[],
+        }; COLUMNS];
+        for column in &mut columns {
+            let width = usize::from(rest.take(1)?[0]);
+            if width > 8 {
+                return Err(corrupt("bad width"));
+            }
+            let base = u64::from_le_bytes(rest.array()?);
+            *column = ColumnBytes {
+                width,
+                base,
+                data: rest.take(width * len)?,
+            };
+        }
+        if !rest.0.is_empty() {
+            return Err(corrupt("trailing bytes"));
+        }
+        Ok(BlockView {
+            first_seq,
+            len,
+            min_hour,
+            max_hour,
+            columns,
+        })
+    }
+
+    /// Every entry, in seq order.
+    pub fn entries(&self) -> Result<Vec<Entry>, StoreError> {
+        let mut cols: [Vec<u64>; COLUMNS] = Default::default();
+        for (column, out) in self.columns.iter().zip(&mut cols) {
+            column.decode_into(self.len, out);
+        }
+        let mut seq = self.first_seq;
+        (0..self.len)
+            .map(|i| {
+                if i > 0 {
+                    seq = seq.checked_add(cols[SEQ_GAP][i]).ok_or(corrupt("seq"))?;
+                }
+                let hour_outcome = cols[HOUR_OUTCOME][i];
+                let narrow = |v: u64| u32::try_from(v).map_err(|_| corrupt("value too wide"));
+                Ok(Entry {
+                    seq,
+                    hour: narrow((hour_outcome >> OUTCOME_BITS) + u64::from(self.min_hour))?,
+                    outcome: (hour_outcome & 0b111) as u8,
+                    user: narrow(cols[USER][i])?,
+                    ip: narrow(cols[IP][i])?,
+                    token: cols[TOKEN][i],
+                })
+            })
+            .collect()
+    }
+}
+
+/// Values of one (tenant, kind) and their numbers.
+type Numbers = HashMap<Box<[u8]>, u32>;
+
+/// What the writer remembers between transactions; forgotten (and reloaded from the
+/// tables) after anything else wrote, see [`ColumnState::reset`].
+#[derive(Debug, Default)]
+pub struct ColumnState {
+    /// The next number per (tenant, kind), once looked up.
+    next_ids: HashMap<(u32, u8), u32>,
+    /// Numbers of recently seen values.
+    known: HashMap<(u32, u8), Numbers>,
+    known_len: usize,
+    /// Rows in each tenant's tail, once counted.
+    tails: HashMap<u32, usize>,
+}
+
+impl ColumnState {
+    /// Forgets everything, for after a transaction this state did not see.
+    pub fn reset(&mut self) {
+        *self = ColumnState::default();
+    }
+}
+
+/// The column tables of one write transaction.
+pub struct ColumnWriter<'txn, 's> {
+    ids: Table<'txn, (u32, u8, &'static [u8]), u32>,
+    values: Table<'txn, (u32, u8, u32), &'static [u8]>,
+    tail: Table<'txn, (u32, u64), TailValue>,
+    blocks: Table<'txn, (u32, u64), &'static [u8]>,
+    state: &'s mut ColumnState,
+}
+
+impl<'txn, 's> ColumnWriter<'txn, 's> {
+    pub fn open(
+        txn: &'txn WriteTransaction,
+        state: &'s mut ColumnState,
+    ) -> Result<ColumnWriter<'txn, 's>, StoreError> {
+        Ok(ColumnWriter {
+            ids: txn.open_table(VALUE_IDS)?,
+            values: txn.open_table(VALUE_NAMES)?,
+            tail: txn.open_table(COLUMN_TAIL)?,
+            blocks: txn.open_table(COLUMN_BLOCKS)?,
+            state,
+        })
+    }
+
+    /// The number of `value` of `kind` in `tenant`, assigning the next one if it is new.
+    fn value_id(&mut self, tenant: u32, kind: u8, value: &[u8]) -> Result<u32, StoreError> {
+        if let Some(id) = self
+            .state
+            .known
+            .get(&(tenant, kind))
+            .and_then(|known| known.get(value))
+        {
+            return Ok(*id);
+        }
+        let stored = self.ids.get((tenant, kind, value))?.map(|id| id.value());
+        let id = match stored {
+            Some(id) => id,
+            None => {
+                let next = match self.state.next_ids.get(&(tenant, kind)) {
+                    Some(next) => *next,
+                    None => {
+                        let last = self
+                            .values
+                            .range((tenant, kind, 0)..=(tenant, kind, u32::MAX))?
+                            .next_back()
+                            .transpose()?;
+                        last.map_or(1, |(key, _)| key.value().2 + 1)
+                    }
+                };
+                self.ids.insert((tenant, kind, value), next)?;
+                self.values.insert((tenant, kind, next), value)?;
+                self.state.next_ids.insert((tenant, kind), next + 1);
+                next
+            }
+        };
+        if self.state.known_len >= KNOWN_MAX {
+            self.state.known.clear();
+            self.state.known_len = 0;
+        }
+        self.state
+            .known
+            .entry((tenant, kind))
+            .or_default()
+            .insert(value.into(), id);
+        self.state.known_len += 1;
+        Ok(id)
+    }
+
+    /// Adds the entry of event `seq` of `tenant`, sealing the tenant's tail into a block
+    /// when it is full.
+    pub fn append(&mut self, tenant: u32, seq: u64, fields: Fields<'_>) -> Result<(), StoreError> {
+        let user = match fields.user {
+            Some(user) => self.value_id(tenant, KIND_USER, user.as_bytes())?,
+            None => 0,
+        };
+        let ip = match fields.ip {
+            Some(ip) => self.value_id(tenant, KIND_IP, &ip_bytes(ip))?,
+            None => 0,
+        };
+        let entry = Entry {
+            seq,
+            hour: hour_of(fields.ts),
+            outcome: fields.outcome,
+            user,
+            ip,
+            token: fields.token.unwrap_or(0),
+        };
+        self.tail.insert((tenant, seq), entry.tail_value())?;
+        let rows = match self.state.tails.get(&tenant) {
+            Some(rows) => rows + 1,
+            None => self.tail.range((tenant, 0)..=(tenant, u64::MAX))?.count(),
+        };
+        if rows < BLOCK {
+            self.state.tails.insert(tenant, rows);
+            return Ok(());
+        }
+        let entries = self
+            .tail
+            .range((tenant, 0)..=(tenant, u64::MAX))?
+            .map(|row| {
+                let (key, value) = row?;
+                Ok(Entry::from_tail(key.value().1, value.value()))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if let Some(first) = entries.first() {
+            self.blocks
+                .insert((tenant, first.seq), encode_block(&entries).as_slice())?;
+        }
+        self.tail
+            .retain_in((tenant, 0)..=(tenant, u64::MAX), |_, _| false)?;
+        self.state.tails.insert(tenant, 0);
+        Ok(())
+    }
+}
+
+/// Folds every logged event into the column tables, in (tenant, seq) order: all of them
+/// (`start` = None), or those from `start` on.
+pub fn fold_log(
+    txn: &WriteTransaction,
+    start: Option<(u32, u64)>,
+    limit: usize,
+) -> Result<Option<(u32, u64)>, StoreError> {
+    let mut state = ColumnState::default();
+    let mut columns = ColumnWriter::open(txn, &mut state)?;
+    let log = txn.open_table(LOG)?;
+    for (folded, entry) in log.range(start.unwrap_or((0, 0))..)?.enumerate() {
+        let (key, bytes) = entry?;
+        let (tenant, seq) = key.value();
+        if folded == limit {
+            return Ok(Some((tenant, seq)));
+        }
+        let record: EventRecord = decode(bytes.value(), "event")?;
+        columns.append(tenant, seq, Fields::of(&record))?;
+    }
+    Ok(None)
+}
+
+/// Builds the column tables of a store written before they existed, in chunks: each
+/// transaction folds the next events and records where it stopped, so an interrupted
+/// build resumes where it was.
+pub fn build(db: &Database) -> Result<(), StoreError> {
+    loop {
+        let txn = db.begin_write()?;
+        let done = {
+            let mut meta = txn.open_table(META)?;
+            if meta.get(META_COLUMNS_BUILT)?.is_some() {
+                return Ok(());
+            }
+            let start = match (
+                meta.get(META_COLUMNS_TENANT)?.map(|v| v.value()),
+                meta.get(META_COLUMNS_SEQ)?.map(|v| v.value()),
+            ) {
+                (Some(tenant), Some(seq)) => Some((tenant as u32, seq)),
+                _ => None,
+            };
+            match fold_log(&txn, start, BUILD_CHUNK)? {
+                Some((tenant, seq)) => {
+                    meta.insert(META_COLUMNS_TENANT, u64::from(tenant))?;
+                    meta.insert(META_COLUMNS_SEQ, seq)?;
+                    false
+                }
+                None => {
+                    meta.remove(META_COLUMNS_TENANT)?;
+                    meta.remove(META_COLUMNS_SEQ)?;
+                    meta.insert(META_COLUMNS_BUILT, 1)?;
+                    true
+                }
+            }
+        };
+        txn.commit()?;
+        if done {
+            return Ok(());
+        }
+    }
+}
+
+/// Counts per value number: dense below [`DENSE_MAX`], in a map above.
+#[derive(Default)]
+struct Tally {
+    dense: Vec<(u64, u64)>,
+    sparse: HashMap<u64, (u64, u64)>,
+}
+
+const DENSE_MAX: u64 = 1 << 24;
+
+impl Tally {
+    fn add(&mut self, id: u64, failure: bool) {
+        let slot = if id < DENSE_MAX {
+            let i = id as usize;
+            if i >= self.dense.len() {
+                self.dense.resize(i + 1, (0, 0));
+            }
+            &mut self.dense[i]
+        } else {
+            self.sparse.entry(id).or_default()
+        };
+        slot.0 += 1;
+        slot.1 += u64::from(failure);
+    }
+
+    fn into_counts(self) -> Vec<(u64, u64, u64)> {
+        let dense = self.dense.into_iter().enumerate();
+        let dense = dense.map(|(id, (count, failures))| (id as u64, count, failures));
+        let sparse = self.sparse.into_iter().map(|(id, (c, f))| (id, c, f));
+        dense
+            .chain(sparse)
+            .filter(|(_, count, _)| *count > 0)
+            .collect()
+    }
+}
+
+impl Snapshot {
+    /// (value number, events, failures) for every value of `column` that `tenant`'s
+    /// events in hours `[from_hour, to_hour)` carry (only events with outcome code
+    /// `outcome`, when given), in no particular order.
+    pub fn column_counts(
+        &self,
+        tenant: u32,
+        column: Column,
+        from_hour: u32,
+        to_hour: u32,
+        outcome: Option<u8>,
+    ) -> Result<Vec<(u64, u64, u64)>, StoreError> {
+        let position = column.position();
+        let failure = Outcome::Failure.code();
+        let mut tally = Tally::default();
+        let mut count = |hour: u32, code: u8, id: u64| {
+            if id != 0 && (from_hour..to_hour).contains(&hour) && outcome.is_none_or(|o| o == code)
+            {
+                tally.add(id, code == failure);
+            }
+        };
+        let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
+        let (mut hours, mut values) = (Vec::new(), Vec::new());
+        for block in blocks.range((tenant, 0)..=(tenant, u64::MAX))? {
+            let (key, bytes) = block?;
+            let view = BlockView::parse(key.value().1, bytes.value())?;
+            if view.max_hour < from_hour || view.min_hour >= to_hour {
+                continue;
+            }
+            view.columns[HOUR_OUTCOME].decode_into(view.len, &mut hours);
+            view.columns[position].decode_into(view.len, &mut values);
+            for (&hour_outcome, &id) in hours.iter().zip(&values) {
+                let hour = view.min_hour + (hour_outcome >> OUTCOME_BITS) as u32;
+                count(hour, (hour_outcome & 0b111) as u8, id);
+            }
+        }
+        let tail = self.txn().open_table(COLUMN_TAIL)?;
+        for row in tail.range((tenant, 0)..=(tenant, u64::MAX))? {
+            let (key, value) = row?;
+            let e = Entry::from_tail(key.value().1, value.value());
+            count(e.hour, e.outcome, column.of(&e));
+        }
+        Ok(tally.into_counts())
+    }
+
+    /// The user id or IP address (as text) numbered `id` of `kind` in `tenant`.
+    pub fn value_named(&self, tenant: u32, kind: u8, id: u32) -> Result<String, StoreError> {
+        let values = self.txn().open_table(VALUE_NAMES)?;
+        let bytes = values
+            .get((tenant, kind, id))?
+            .ok_or_else(|| StoreError::Corrupt(format!("value number {id} is unknown")))?;
+        let bytes = bytes.value();
+        if kind == KIND_IP {
+            let ip = match bytes.len() {
+                4 => <[u8; 4]>::try_from(bytes).map(IpAddr::from).ok(),
+                16 => <[u8; 16]>::try_from(bytes).map(IpAddr::from).ok(),
+                _ => None,
+            };
+            return ip
+                .map(|ip| ip.to_string())
+                .ok_or_else(|| StoreError::Corrupt(format!("IP number {id} is malformed")));
+        }
+        String::from_utf8(bytes.to_vec())
+            .map_err(|_| StoreError::Corrupt(format!("user number {id} is not text")))
+    }
+
+    /// The seqs of `tenant`'s events in hours `[from_hour, to_hour)` whose `column`
+    /// holds number `id`, ascending.
+    pub fn seqs_with(
+        &self,
+        tenant: u32,
+        column: Column,
+        id: u64,
+        from_hour: u32,
+        to_hour: u32,
+    ) -> Result<Vec<u64>, StoreError> {
+        let position = column.position();
+        let wanted = |e: &Entry| column.of(e) == id && (from_hour..to_hour).contains(&e.hour);
+        let mut seqs = Vec::new();
+        let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
+        let mut values = Vec::new();
+        for block in blocks.range((tenant, 0)..=(tenant, u64::MAX))? {
+            let (key, bytes) = block?;
+            let view = BlockView::parse(key.value().1, bytes.value())?;
+            if view.max_hour < from_hour || view.min_hour >= to_hour {
+                continue;
+            }
+            view.columns[position].decode_into(view.len, &mut values);
+            if values.contains(&id) {
+                seqs.extend(view.entries()?.iter().filter(|e| wanted(e)).map(|e| e.seq));
+            }
+        }
+        let tail = self.txn().open_table(COLUMN_TAIL)?;
+        for row in tail.range((tenant, 0)..=(tenant, u64::MAX))? {
+            let (key, value) = row?;
+            let e = Entry::from_tail(key.value().1, value.value());
+            if wanted(&e) {
+                seqs.push(e.seq);
+            }
+        }
+        Ok(seqs)
+    }
+
+    /// The number `tenant` gave to user id or IP `value`, if it has one.
+    pub fn value_number(
+        &self,
+        tenant: u32,
+        value: ValueRef<'_>,
+    ) -> Result<Option<u32>, StoreError> {
+        let (kind, bytes) = match value {
+            ValueRef::User(user) => (KIND_USER, user.as_bytes().to_vec()),
+            ValueRef::Ip(ip) => (KIND_IP, ip_bytes(ip)),
+        };
+        let ids = self.txn().open_table(VALUE_IDS)?;
+        Ok(ids
+            .get((tenant, kind, bytes.as_slice()))?
+            .map(|id| id.value()))
+    }
+
+    /// Every stored entry, per tenant in seq order, and how many blocks are not full.
+    pub(super) fn stored_entries(&self) -> Result<(Vec<(u32, Entry)>, u64), StoreError> {
+        let mut entries = Vec::new();
+        let mut short_blocks = 0;
+        let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
+        let tail = self.txn().open_table(COLUMN_TAIL)?;
+        let mut tails = tail.iter()?.peekable();
+        for block in blocks.iter()? {
+            let (key, bytes) = block?;
+            let (tenant, first) = key.value();
+            // Tail rows of earlier tenants come first.
+            while let Some(row) =
+                tails.next_if(|row| row.as_ref().map_or(true, |(key, _)| key.value().0 < tenant))
+            {
+                let (key, value) = row?;
+                let (t, seq) = key.value();
+                entries.push((t, Entry::from_tail(seq, value.value())));
+            }
+            let view = BlockView::parse(first, bytes.value())?;
+            short_blocks += u64::from(view.len != BLOCK);
+            entries.extend(view.entries()?.into_iter().map(|e| (tenant, e)));
+        }
+        for row in tails {
+            let (key, value) = row?;
+            let (t, seq) = key.value();
+            entries.push((t, Entry::from_tail(seq, value.value())));
+        }
+        Ok((entries, short_blocks))
+    }
+
+    /// The entry each logged event should have, given the stored value numbers (`None`
+    /// where a user or IP has no number).
+    pub(super) fn expected_entry(
+        &self,
+        ids: &impl ReadableTable<(u32, u8, &'static [u8]), u32>,
+        tenant: u32,
+        seq: u64,
+        fields: Fields<'_>,
+    ) -> Result<Option<Entry>, StoreError> {
+        let number = |kind: u8, value: Option<Vec<u8>>| -> Result<Option<u32>, StoreError> {
+            match value {
+                None => Ok(Some(0)),
+                Some(value) => Ok(ids
+                    .get((tenant, kind, value.as_slice()))?
+                    .map(|v| v.value())),
+            }
+        };
+        let (Some(user), Some(ip)) = (
+            number(KIND_USER, fields.user.map(|u| u.as_bytes().to_vec()))?,
+            number(KIND_IP, fields.ip.map(ip_bytes))?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Entry {
+            seq,
+            hour: hour_of(fields.ts),
+            outcome: fields.outcome,
+            user,
+            ip,
+            token: fields.token.unwrap_or(0),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, hour: u32, user: u32, token: u64) -> Entry {
+        Entry {
+            seq,
+            hour,
+            outcome: (seq % 5) as u8,
+            user,
+            ip: (seq % 3) as u32,
+            token,
+        }
+    }
+
+    #[test]
+    fn blocks_round_trip_whatever_the_widths() {
+        let cases: Vec<Vec<Entry>> = vec![
+            vec![entry(7, 100, 0, 0)],
+            (0..BLOCK as u64)
+                .map(|i| entry(10 + i, 500, 3, 9))
+                .collect(),
+            (0..BLOCK as u64)
+                .map(|i| {
+                    entry(
+                        1 + i * 7919,
+                        400_000 + (i % 700) as u32,
+                        i as u32 * 60,
+                        i << 40,
+                    )
+                })
+                .collect(),
+            vec![
+                entry(1, 0, u32::MAX, u64::MAX),
+                entry(u64::MAX, u32::MAX >> 4, 0, 0),
+            ],
+        ];
+        for entries in cases {
+            let bytes = encode_block(&entries);
+            let view = BlockView::parse(entries[0].seq, &bytes).expect("parses");
+            assert_eq!(view.entries().expect("decodes"), entries);
+        }
+    }
+
+    #[test]
+    fn constant_columns_take_no_bytes_per_entry() {
+        let entries: Vec<Entry> = (0..BLOCK as u64)
+            .map(|i| Entry {
+                seq: 50 + i,
+                hour: 9,
+                outcome: 0,
+                user: 4,
+                ip: 4,
+                token: 0,
+            })
+            .collect();
+        assert!(encode_block(&entries).len() < 64);
+    }
+
+    #[test]
+    fn damaged_blocks_are_corruption_not_panics() {
+        let bytes = encode_block(&[entry(3, 10, 1, 2), entry(4, 11, 2, 3)]);
+        for cut in 0..bytes.len() {
+            assert!(BlockView::parse(3, &bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(BlockView::parse(3, &longer).is_err());
+        let mut wide = bytes;
+        wide[13] = 9;
+        assert!(BlockView::parse(3, &wide).is_err());
+    }
+}
