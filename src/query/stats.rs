@@ -120,7 +120,8 @@ pub struct StatsFilter {
 /// decides which planned expiries have passed.
 ///
 /// Tenant-wide and per-client totals come from counters; a user filter has no counters
-/// (user ids are unbounded), so its stats are a scan of the range of the log.
+/// (user ids are unbounded), so its stats are computed from the user's events, found in
+/// the column blocks.
 pub fn stats(
     snap: &Snapshot,
     tenant: u32,
@@ -130,7 +131,7 @@ pub fn stats(
 ) -> Result<Stats, StoreError> {
     let client_id = filter.client_id.as_deref();
     if let Some(user) = filter.user_id.as_deref() {
-        return scanned(snap, tenant, range, client_id, user, now);
+        return of_user(snap, tenant, range, client_id, user, now);
     }
     let mut stats = totals(snap, tenant, range, client_id)?;
     match client_id {
@@ -197,9 +198,9 @@ fn distinct_and_durations(
 }
 
 /// Every figure of one user's events (of one client, when given) over the range, from one
-/// pass over the range of the log. Token lifetimes are those of the tokens the user's
+/// pass over those events. Token lifetimes are those of the tokens the user's
 /// events in the range carry.
-fn scanned(
+fn of_user(
     snap: &Snapshot,
     tenant: u32,
     range: HourRange,
@@ -215,11 +216,9 @@ fn scanned(
     let mut ips: HashSet<std::net::IpAddr> = HashSet::new();
     let mut tokens: HashSet<String> = HashSet::new();
     let mut durations = histogram()?;
-    snap.for_each_event(tenant, range.from, range.to, |stored| {
+    snap.for_each_event_of_user(tenant, range.from, range.to, user_id, |stored| {
         let e = stored.event;
-        if e.user_id.as_deref() != Some(user_id)
-            || (client_id.is_some() && e.client_id.as_deref() != client_id)
-        {
+        if client_id.is_some() && e.client_id.as_deref() != client_id {
             return Ok(());
         }
         let hour = crate::model::time::hour_of(e.ts);

@@ -79,8 +79,8 @@ pub struct SeriesRequest {
     pub types: Option<Vec<String>>,
     /// Only this client's events, when given (read from the per-client counters).
     pub client: Option<String>,
-    /// Only this user's events, when given: a scan of the range of the log (there are no
-    /// per-user counters).
+    /// Only this user's events, when given: read from the log, found through the column
+    /// blocks (there are no per-user counters).
     pub user: Option<String>,
 }
 
@@ -101,7 +101,7 @@ pub fn timeseries(
     request: &SeriesRequest,
 ) -> Result<Vec<Series>, StoreError> {
     if let Some(user) = request.user.as_deref() {
-        return scanned(snap, tenant, request, user);
+        return of_user(snap, tenant, request, user);
     }
     let names = snap.names();
     let width = request.interval.millis();
@@ -173,8 +173,8 @@ pub fn timeseries(
     Ok(into_series(series, request))
 }
 
-/// The series of one user's events (of one client, when given), from the range of the log.
-fn scanned(
+/// The series of one user's events (of one client, when given), from those events.
+fn of_user(
     snap: &Snapshot,
     tenant: u32,
     request: &SeriesRequest,
@@ -187,10 +187,9 @@ fn scanned(
         series.insert("total".to_owned(), vec![0; buckets]);
     }
     let client = request.client.as_deref();
-    snap.for_each_event(tenant, request.from, request.to, |stored| {
+    snap.for_each_event_of_user(tenant, request.from, request.to, user, |stored| {
         let e = stored.event;
-        let wanted = e.user_id.as_deref() == Some(user)
-            && (client.is_none() || e.client_id.as_deref() == client)
+        let wanted = (client.is_none() || e.client_id.as_deref() == client)
             && request
                 .types
                 .as_ref()

@@ -298,14 +298,44 @@ impl Snapshot {
         from: u64,
         to: u64,
         token: &str,
+        visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match self.token_number(tenant, token)? {
+            Some(number) => self.for_each_event_in(tenant, from, to, Column::Token, number, visit),
+            None => Ok(()), // a token never seen has no events
+        }
+    }
+
+    /// Calls `visit` for every event of `tenant` in `[from, to)` of user `user`, in seq
+    /// order. The user's events are found in the column blocks.
+    pub fn for_each_event_of_user(
+        &self,
+        tenant: u32,
+        from: u64,
+        to: u64,
+        user: &str,
+        visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        match self.value_number(tenant, ValueRef::User(user))? {
+            Some(n) => self.for_each_event_in(tenant, from, to, Column::User, n.into(), visit),
+            None => Ok(()), // a user never seen has no events
+        }
+    }
+
+    /// Calls `visit` for every event of `tenant` in `[from, to)` whose `column` holds
+    /// `number`, in seq order.
+    fn for_each_event_in(
+        &self,
+        tenant: u32,
+        from: u64,
+        to: u64,
+        column: Column,
+        number: u64,
         mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let Some(number) = self.token_number(tenant, token)? else {
-            return Ok(()); // a token never seen has no events
-        };
         let (log, tokens) = (self.txn.open_table(LOG)?, self.txn.open_table(TOKEN_IDS)?);
         let hours = (hour_of(from), hour_of(to.saturating_sub(1)) + 1);
-        for seq in self.seqs_with(tenant, Column::Token, number, hours.0, hours.1)? {
+        for seq in self.seqs_with(tenant, column, number, hours.0, hours.1)? {
             let stored =
                 self.decode_event(&tokens, tenant, seq, logged(&log, tenant, seq)?.value())?;
             if (from..to).contains(&stored.event.ts) {

@@ -673,3 +673,58 @@ async fn column_blocks_count_users_ips_and_tokens_like_the_log() {
     assert!(report.is_consistent(), "{report:?}");
     assert_columns_match(&store, &events);
 }
+
+#[tokio::test]
+async fn pages_of_one_users_or_tokens_events_walk_them_all_newest_first() {
+    let (_dir, store) = open();
+    let events = columned_events(3 * columns::BLOCK as u64);
+    let mine: Vec<Event> = events
+        .iter()
+        .filter(|(t, _)| *t == 1)
+        .map(|(_, e)| e.clone())
+        .collect();
+    store.ingest(1, NOW, mine.clone()).await.expect("ingests");
+    let snap = store.snapshot().expect("snap");
+    let window = EventFilter {
+        from: NOW + crate::model::time::HOUR_MS,
+        to: NOW + 45 * crate::model::time::HOUR_MS,
+        ..EventFilter::default()
+    };
+    let selections = [
+        EventFilter {
+            user_id: Some("user-62".into()),
+            ..window.clone()
+        },
+        EventFilter {
+            token: Some("tok-8".into()),
+            outcome: Some(Outcome::Failure),
+            ..window.clone()
+        },
+        EventFilter {
+            ip: Some("10.0.2.4/32".parse().expect("net")),
+            ..window.clone()
+        },
+    ];
+    for filter in selections {
+        let mut expected: Vec<(u64, u64)> = Vec::new();
+        snap.for_each_event(1, filter.from, filter.to, |e| {
+            if filter.matches(&e.event) {
+                expected.push((e.event.ts, e.seq));
+            }
+            Ok(())
+        })
+        .expect("scans");
+        expected.sort_by(|a, b| b.cmp(a));
+        assert!(expected.len() > 7, "{filter:?} selects too little");
+        let (mut listed, mut cursor) = (Vec::new(), None);
+        loop {
+            let page = snap.events_page(1, &filter, cursor, 7).expect("page");
+            listed.extend(page.events.iter().map(|e| (e.event.ts, e.seq)));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(listed, expected, "{filter:?}");
+    }
+}
