@@ -26,7 +26,7 @@ use crate::model::time::hour_of;
 use crate::model::Outcome;
 
 /// Events per sealed block.
-pub const BLOCK: usize = 1024;
+pub const BLOCK: usize = 128;
 
 /// Value kinds that get per-tenant numbers.
 pub const KIND_USER: u8 = 0;
@@ -193,18 +193,30 @@ struct ColumnBytes<'a> {
 }
 
 impl ColumnBytes<'_> {
-    /// Every value of the column, into `out` (cleared first).
+    /// Every value of the column, into `out` (cleared first). The common widths get
+    /// their own loops: this is the inner loop of every ranking.
     fn decode_into(&self, len: usize, out: &mut Vec<u64>) {
         out.clear();
-        if self.width == 0 {
-            out.resize(len, self.base);
-            return;
+        let base = self.base;
+        let data = self.data;
+        match self.width {
+            0 => out.resize(len, base),
+            1 => out.extend(data.iter().map(|&b| base.wrapping_add(u64::from(b)))),
+            2 => out.extend(
+                data.chunks_exact(2)
+                    .map(|c| base.wrapping_add(u64::from(u16::from_le_bytes([c[0], c[1]])))),
+            ),
+            4 => out.extend(data.chunks_exact(4).map(|c| {
+                base.wrapping_add(u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+            })),
+            width => out.extend(data.chunks_exact(width).map(|c| {
+                let value = c
+                    .iter()
+                    .rev()
+                    .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+                base.wrapping_add(value)
+            })),
         }
-        out.extend(self.data.chunks_exact(self.width).map(|chunk| {
-            let mut bytes = [0u8; 8];
-            bytes[..chunk.len()].copy_from_slice(chunk);
-            self.base.wrapping_add(u64::from_le_bytes(bytes))
-        }));
     }
 }
 
@@ -500,37 +512,81 @@ pub fn build(db: &Database) -> Result<(), StoreError> {
     }
 }
 
-/// Counts per value number: dense below [`DENSE_MAX`], in a map above.
+/// Events and failures per value number: dense below [`DENSE_MAX`], in a map above.
+///
+/// The dense counts are `u32`, half the memory traffic of `u64`; so that they can never
+/// overflow, they are moved into the wide counts before 2³² events have been added.
 #[derive(Default)]
 struct Tally {
-    dense: Vec<(u64, u64)>,
-    sparse: HashMap<u64, (u64, u64)>,
+    dense: Vec<[u32; 2]>,
+    added: u64,
+    wide: HashMap<u64, (u64, u64)>,
 }
 
 const DENSE_MAX: u64 = 1 << 24;
 
 impl Tally {
     fn add(&mut self, id: u64, failure: bool) {
-        let slot = if id < DENSE_MAX {
-            let i = id as usize;
-            if i >= self.dense.len() {
-                self.dense.resize(i + 1, (0, 0));
-            }
-            &mut self.dense[i]
-        } else {
-            self.sparse.entry(id).or_default()
-        };
-        slot.0 += 1;
-        slot.1 += u64::from(failure);
+        self.add_all(&[(id, failure)]);
     }
 
-    fn into_counts(self) -> Vec<(u64, u64, u64)> {
+    /// Counts one block's wanted (number, failure) pairs: the checks that need not be made
+    /// per event (room in the dense counts, their overflow) are made once per call.
+    #[inline]
+    fn add_all(&mut self, wanted: &[(u64, bool)]) {
+        if self.added + wanted.len() as u64 >= u64::from(u32::MAX) {
+            self.widen();
+        }
+        self.added += wanted.len() as u64;
+        let largest = wanted
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| *id < DENSE_MAX)
+            .max();
+        if let Some(largest) = largest.filter(|l| *l as usize >= self.dense.len()) {
+            self.dense.resize(largest as usize + 1, [0, 0]);
+        }
+        for &(id, failure) in wanted {
+            match self.dense.get_mut(id as usize).filter(|_| id < DENSE_MAX) {
+                Some(slot) => {
+                    slot[0] += 1;
+                    slot[1] += u32::from(failure);
+                }
+                None => {
+                    let slot = self.wide.entry(id).or_default();
+                    slot.0 += 1;
+                    slot.1 += u64::from(failure);
+                }
+            }
+        }
+    }
+
+    /// Moves the dense counts into the wide ones.
+    fn widen(&mut self) {
+        for (id, [count, failures]) in self.dense.iter_mut().enumerate() {
+            if *count > 0 {
+                let slot = self.wide.entry(id as u64).or_default();
+                slot.0 += u64::from(*count);
+                slot.1 += u64::from(*failures);
+                (*count, *failures) = (0, 0);
+            }
+        }
+        self.added = 0;
+    }
+
+    fn into_counts(mut self) -> Vec<(u64, u64, u64)> {
+        if !self.wide.is_empty() {
+            self.widen();
+            return self
+                .wide
+                .into_iter()
+                .map(|(id, (c, f))| (id, c, f))
+                .collect();
+        }
         let dense = self.dense.into_iter().enumerate();
-        let dense = dense.map(|(id, (count, failures))| (id as u64, count, failures));
-        let sparse = self.sparse.into_iter().map(|(id, (c, f))| (id, c, f));
         dense
-            .chain(sparse)
-            .filter(|(_, count, _)| *count > 0)
+            .filter(|(_, [count, _])| *count > 0)
+            .map(|(id, [count, failures])| (id as u64, u64::from(count), u64::from(failures)))
             .collect()
     }
 }
@@ -548,16 +604,10 @@ impl Snapshot {
         outcome: Option<u8>,
     ) -> Result<Vec<(u64, u64, u64)>, StoreError> {
         let position = column.position();
-        let failure = Outcome::Failure.code();
+        let failure = u64::from(Outcome::Failure.code());
         let mut tally = Tally::default();
-        let mut count = |hour: u32, code: u8, id: u64| {
-            if id != 0 && (from_hour..to_hour).contains(&hour) && outcome.is_none_or(|o| o == code)
-            {
-                tally.add(id, code == failure);
-            }
-        };
         let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
-        let (mut hours, mut values) = (Vec::new(), Vec::new());
+        let (mut hours, mut values, mut wanted) = (Vec::new(), Vec::new(), Vec::new());
         for block in blocks.range((tenant, 0)..=(tenant, u64::MAX))? {
             let (key, bytes) = block?;
             let view = BlockView::parse(key.value().1, bytes.value())?;
@@ -566,16 +616,35 @@ impl Snapshot {
             }
             view.columns[HOUR_OUTCOME].decode_into(view.len, &mut hours);
             view.columns[position].decode_into(view.len, &mut values);
-            for (&hour_outcome, &id) in hours.iter().zip(&values) {
-                let hour = view.min_hour + (hour_outcome >> OUTCOME_BITS) as u32;
-                count(hour, (hour_outcome & 0b111) as u8, id);
-            }
+            // Hour offsets within the block that are in the range.
+            let first = u64::from(from_hour.saturating_sub(view.min_hour)) << OUTCOME_BITS;
+            let end = (u64::from(to_hour - view.min_hour.min(to_hour))) << OUTCOME_BITS;
+            wanted.clear();
+            wanted.extend(
+                hours
+                    .iter()
+                    .zip(&values)
+                    .filter_map(|(&hour_outcome, &id)| {
+                        let code = hour_outcome & 0b111;
+                        let keep = id != 0
+                            && (first..end).contains(&hour_outcome)
+                            && outcome.is_none_or(|o| u64::from(o) == code);
+                        keep.then_some((id, code == failure))
+                    }),
+            );
+            tally.add_all(&wanted);
         }
         let tail = self.txn().open_table(COLUMN_TAIL)?;
         for row in tail.range((tenant, 0)..=(tenant, u64::MAX))? {
             let (key, value) = row?;
             let e = Entry::from_tail(key.value().1, value.value());
-            count(e.hour, e.outcome, column.of(&e));
+            let id = column.of(&e);
+            if id != 0
+                && (from_hour..to_hour).contains(&e.hour)
+                && outcome.is_none_or(|o| o == e.outcome)
+            {
+                tally.add(id, u64::from(e.outcome) == failure);
+            }
         }
         Ok(tally.into_counts())
     }

@@ -677,7 +677,7 @@ async fn column_blocks_count_users_ips_and_tokens_like_the_log() {
 #[tokio::test]
 async fn pages_of_one_users_or_tokens_events_walk_them_all_newest_first() {
     let (_dir, store) = open();
-    let events = columned_events(3 * columns::BLOCK as u64);
+    let events = columned_events(3072);
     let mine: Vec<Event> = events
         .iter()
         .filter(|(t, _)| *t == 1)
