@@ -592,6 +592,40 @@ impl Tally {
 }
 
 impl Snapshot {
+    /// Calls `visit` with every sealed block of `tenant` that holds an event of hours
+    /// `[from_hour, to_hour)`, in seq order.
+    fn for_each_block(
+        &self,
+        tenant: u32,
+        from_hour: u32,
+        to_hour: u32,
+        mut visit: impl FnMut(&BlockView<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
+        for block in blocks.range((tenant, 0)..=(tenant, u64::MAX))? {
+            let (key, bytes) = block?;
+            let view = BlockView::parse(key.value().1, bytes.value())?;
+            if view.max_hour >= from_hour && view.min_hour < to_hour {
+                visit(&view)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `visit` with every entry of `tenant`'s tail, in seq order.
+    fn for_each_tail_entry(
+        &self,
+        tenant: u32,
+        mut visit: impl FnMut(Entry),
+    ) -> Result<(), StoreError> {
+        let tail = self.txn().open_table(COLUMN_TAIL)?;
+        for row in tail.range((tenant, 0)..=(tenant, u64::MAX))? {
+            let (key, value) = row?;
+            visit(Entry::from_tail(key.value().1, value.value()));
+        }
+        Ok(())
+    }
+
     /// (value number, events, failures) for every value of `column` that `tenant`'s
     /// events in hours `[from_hour, to_hour)` carry (only events with outcome code
     /// `outcome`, when given), in no particular order.
@@ -606,14 +640,8 @@ impl Snapshot {
         let position = column.position();
         let failure = u64::from(Outcome::Failure.code());
         let mut tally = Tally::default();
-        let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
         let (mut hours, mut values, mut wanted) = (Vec::new(), Vec::new(), Vec::new());
-        for block in blocks.range((tenant, 0)..=(tenant, u64::MAX))? {
-            let (key, bytes) = block?;
-            let view = BlockView::parse(key.value().1, bytes.value())?;
-            if view.max_hour < from_hour || view.min_hour >= to_hour {
-                continue;
-            }
+        self.for_each_block(tenant, from_hour, to_hour, |view| {
             view.columns[HOUR_OUTCOME].decode_into(view.len, &mut hours);
             view.columns[position].decode_into(view.len, &mut values);
             // Hour offsets within the block that are in the range.
@@ -633,11 +661,9 @@ impl Snapshot {
                     }),
             );
             tally.add_all(&wanted);
-        }
-        let tail = self.txn().open_table(COLUMN_TAIL)?;
-        for row in tail.range((tenant, 0)..=(tenant, u64::MAX))? {
-            let (key, value) = row?;
-            let e = Entry::from_tail(key.value().1, value.value());
+            Ok(())
+        })?;
+        self.for_each_tail_entry(tenant, |e| {
             let id = column.of(&e);
             if id != 0
                 && (from_hour..to_hour).contains(&e.hour)
@@ -645,7 +671,7 @@ impl Snapshot {
             {
                 tally.add(id, u64::from(e.outcome) == failure);
             }
-        }
+        })?;
         Ok(tally.into_counts())
     }
 
@@ -683,27 +709,19 @@ impl Snapshot {
         let position = column.position();
         let wanted = |e: &Entry| column.of(e) == id && (from_hour..to_hour).contains(&e.hour);
         let mut seqs = Vec::new();
-        let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
         let mut values = Vec::new();
-        for block in blocks.range((tenant, 0)..=(tenant, u64::MAX))? {
-            let (key, bytes) = block?;
-            let view = BlockView::parse(key.value().1, bytes.value())?;
-            if view.max_hour < from_hour || view.min_hour >= to_hour {
-                continue;
-            }
+        self.for_each_block(tenant, from_hour, to_hour, |view| {
             view.columns[position].decode_into(view.len, &mut values);
             if values.contains(&id) {
                 seqs.extend(view.entries()?.iter().filter(|e| wanted(e)).map(|e| e.seq));
             }
-        }
-        let tail = self.txn().open_table(COLUMN_TAIL)?;
-        for row in tail.range((tenant, 0)..=(tenant, u64::MAX))? {
-            let (key, value) = row?;
-            let e = Entry::from_tail(key.value().1, value.value());
+            Ok(())
+        })?;
+        self.for_each_tail_entry(tenant, |e| {
             if wanted(&e) {
                 seqs.push(e.seq);
             }
-        }
+        })?;
         Ok(seqs)
     }
 
