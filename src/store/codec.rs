@@ -8,22 +8,40 @@ use serde::Serialize;
 
 use super::StoreError;
 
-/// The format byte written in front of every record.
+/// The format byte written in front of every record but event records.
 pub const FORMAT_V1: u8 = 1;
+/// The format byte of event records since schema 4 (see `records::EventRecord`); schema 3
+/// and earlier wrote them as [`FORMAT_V1`], with the user's id as text.
+pub const EVENT_FORMAT: u8 = 2;
 /// Largest record we will ever decode.
 const MAX_RECORD: usize = 1 << 20;
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![FORMAT_V1];
+    encode_as(FORMAT_V1, value)
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    decode_as(FORMAT_V1, bytes, what)
+}
+
+/// `value` behind format byte `format`.
+pub fn encode_as<T: Serialize>(format: u8, value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![format];
     let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
         .map_err(|e| StoreError::Corrupt(format!("encoding a record: {e}")))?;
     out.extend_from_slice(&body);
     Ok(out)
 }
 
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+/// A value written by [`encode_as`] with format byte `format`; any other format is
+/// corruption.
+pub fn decode_as<T: DeserializeOwned>(
+    format: u8,
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_V1, body)) => {
+        Some((found, body)) if *found == format => {
             let config = bincode::config::standard().with_limit::<MAX_RECORD>();
             bincode::serde::decode_from_slice(body, config)
                 .map(|(value, _)| value)
@@ -64,13 +82,15 @@ mod no_panics {
         /// A damaged record is reported as corruption, never a panic or a huge allocation.
         #[test]
         fn arbitrary_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            let mut framed = vec![FORMAT_V1];
-            framed.extend_from_slice(&bytes);
-            for candidate in [&bytes, &framed] {
-                let _ = decode::<EventRecord>(candidate, "event");
-                let _ = decode::<RecordHead>(candidate, "event");
-                let _ = decode::<TokenRecord>(candidate, "token");
-                let _ = decode::<KeyRecord>(candidate, "key");
+            for format in [FORMAT_V1, EVENT_FORMAT] {
+                let mut framed = vec![format];
+                framed.extend_from_slice(&bytes);
+                for candidate in [&bytes, &framed] {
+                    let _ = EventRecord::decode(candidate);
+                    let _ = RecordHead::decode(candidate);
+                    let _ = decode::<TokenRecord>(candidate, "token");
+                    let _ = decode::<KeyRecord>(candidate, "key");
+                }
             }
         }
     }

@@ -3,12 +3,13 @@
 //! dimension over a range reads a few bytes per event instead of decoding the log.
 //!
 //! Users and IPs get per-tenant numbers, dense from 1 ([`VALUE_IDS`], [`VALUE_NAMES`]);
-//! tokens already have numbers. A tenant's newest events sit in [`COLUMN_TAIL`], one row
+//! tokens already have numbers. Log records name their user by this number too, so user
+//! numbers are never reassigned; IP numbers only the columns use. A tenant's newest events sit in [`COLUMN_TAIL`], one row
 //! each; every [`BLOCK`] of them are sealed, in the same transaction, into one
 //! [`COLUMN_BLOCKS`] value that stores each column frame-of-reference encoded (its
 //! minimum, then each value's difference to it in the fewest whole bytes that hold the
 //! largest). Blocks follow the tenant's log in seq order, so their layout is a function
-//! of the log alone: `verify` recomputes it, `rebuild` rewrites it.
+//! of the log (and the IPs' numbers) alone: `verify` recomputes it, `rebuild` rewrites it.
 //!
 //! Everything here is derived data, written in the same transaction as the log append.
 
@@ -17,8 +18,7 @@ use std::net::IpAddr;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
-use super::codec::decode;
-use super::read::Snapshot;
+use super::read::{user_named, Snapshot};
 use super::records::EventRecord;
 use super::tables::*;
 use super::StoreError;
@@ -53,6 +53,18 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry of event `seq` with `fields`, whose IP has number `ip` (0 = none).
+    fn new(seq: u64, fields: Fields, ip: u32) -> Entry {
+        Entry {
+            seq,
+            hour: hour_of(fields.ts),
+            outcome: fields.outcome,
+            user: fields.user.unwrap_or(0),
+            ip,
+            token: fields.token.unwrap_or(0),
+        }
+    }
+
     fn from_tail(seq: u64, (hour, outcome, user, ip, token): TailValue) -> Entry {
         Entry {
             seq,
@@ -69,22 +81,22 @@ impl Entry {
     }
 }
 
-/// The fields of an event that go into its entry, before users and IPs are numbered.
+/// The fields of a logged event that go into its entry, before its IP is numbered.
 #[derive(Debug, Clone, Copy)]
-pub struct Fields<'a> {
+pub struct Fields {
     pub ts: u64,
     pub outcome: u8,
-    pub user: Option<&'a str>,
+    pub user: Option<u32>,
     pub ip: Option<IpAddr>,
     pub token: Option<u64>,
 }
 
-impl<'a> Fields<'a> {
-    pub fn of(record: &'a EventRecord) -> Fields<'a> {
+impl Fields {
+    pub fn of(record: &EventRecord) -> Fields {
         Fields {
             ts: record.ts,
             outcome: record.outcome,
-            user: record.user_id.as_deref(),
+            user: record.user,
             ip: record.ip,
             token: record.token,
         }
@@ -360,7 +372,15 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
         })
     }
 
-    /// The number of `value` of `kind` in `tenant`, assigning the next one if it is new.
+    /// The number of user id or IP `value` in `tenant`, assigning the next one if it is
+    /// new.
+    pub fn number(&mut self, tenant: u32, value: ValueRef<'_>) -> Result<u32, StoreError> {
+        match value {
+            ValueRef::User(user) => self.value_id(tenant, KIND_USER, user.as_bytes()),
+            ValueRef::Ip(ip) => self.value_id(tenant, KIND_IP, &ip_bytes(ip)),
+        }
+    }
+
     fn value_id(&mut self, tenant: u32, kind: u8, value: &[u8]) -> Result<u32, StoreError> {
         if let Some(id) = self
             .state
@@ -406,23 +426,12 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
 
     /// Adds the entry of event `seq` of `tenant`, sealing the tenant's tail into a block
     /// when it is full.
-    pub fn append(&mut self, tenant: u32, seq: u64, fields: Fields<'_>) -> Result<(), StoreError> {
-        let user = match fields.user {
-            Some(user) => self.value_id(tenant, KIND_USER, user.as_bytes())?,
-            None => 0,
-        };
+    pub fn append(&mut self, tenant: u32, seq: u64, fields: Fields) -> Result<(), StoreError> {
         let ip = match fields.ip {
-            Some(ip) => self.value_id(tenant, KIND_IP, &ip_bytes(ip))?,
+            Some(ip) => self.number(tenant, ValueRef::Ip(ip))?,
             None => 0,
         };
-        let entry = Entry {
-            seq,
-            hour: hour_of(fields.ts),
-            outcome: fields.outcome,
-            user,
-            ip,
-            token: fields.token.unwrap_or(0),
-        };
+        let entry = Entry::new(seq, fields, ip);
         self.tail.insert((tenant, seq), entry.tail_value())?;
         let rows = match self.state.tails.get(&tenant) {
             Some(rows) => rows + 1,
@@ -467,7 +476,7 @@ pub fn fold_log(
         if folded == limit {
             return Ok(Some((tenant, seq)));
         }
-        let record: EventRecord = decode(bytes.value(), "event")?;
+        let record = EventRecord::decode(bytes.value())?;
         columns.append(tenant, seq, Fields::of(&record))?;
     }
     Ok(None)
@@ -678,22 +687,20 @@ impl Snapshot {
     /// The user id or IP address (as text) numbered `id` of `kind` in `tenant`.
     pub fn value_named(&self, tenant: u32, kind: u8, id: u32) -> Result<String, StoreError> {
         let values = self.txn().open_table(VALUE_NAMES)?;
+        if kind == KIND_USER {
+            return user_named(&values, tenant, id);
+        }
         let bytes = values
             .get((tenant, kind, id))?
             .ok_or_else(|| StoreError::Corrupt(format!("value number {id} is unknown")))?;
         let bytes = bytes.value();
-        if kind == KIND_IP {
-            let ip = match bytes.len() {
-                4 => <[u8; 4]>::try_from(bytes).map(IpAddr::from).ok(),
-                16 => <[u8; 16]>::try_from(bytes).map(IpAddr::from).ok(),
-                _ => None,
-            };
-            return ip
-                .map(|ip| ip.to_string())
-                .ok_or_else(|| StoreError::Corrupt(format!("IP number {id} is malformed")));
-        }
-        String::from_utf8(bytes.to_vec())
-            .map_err(|_| StoreError::Corrupt(format!("user number {id} is not text")))
+        let ip = match bytes.len() {
+            4 => <[u8; 4]>::try_from(bytes).map(IpAddr::from).ok(),
+            16 => <[u8; 16]>::try_from(bytes).map(IpAddr::from).ok(),
+            _ => None,
+        };
+        ip.map(|ip| ip.to_string())
+            .ok_or_else(|| StoreError::Corrupt(format!("IP number {id} is malformed")))
     }
 
     /// The seqs of `tenant`'s events in hours `[from_hour, to_hour)` whose `column`
@@ -771,37 +778,23 @@ impl Snapshot {
         Ok((entries, short_blocks))
     }
 
-    /// The entry each logged event should have, given the stored value numbers (`None`
-    /// where a user or IP has no number).
+    /// The entry each logged event should have, given the stored IP numbers (`None`
+    /// where its IP has no number).
     pub(super) fn expected_entry(
         &self,
         ids: &impl ReadableTable<(u32, u8, &'static [u8]), u32>,
         tenant: u32,
         seq: u64,
-        fields: Fields<'_>,
+        fields: Fields,
     ) -> Result<Option<Entry>, StoreError> {
-        let number = |kind: u8, value: Option<Vec<u8>>| -> Result<Option<u32>, StoreError> {
-            match value {
-                None => Ok(Some(0)),
-                Some(value) => Ok(ids
-                    .get((tenant, kind, value.as_slice()))?
-                    .map(|v| v.value())),
-            }
+        let ip = match fields.ip {
+            None => 0,
+            Some(ip) => match ids.get((tenant, KIND_IP, ip_bytes(ip).as_slice()))? {
+                Some(id) => id.value(),
+                None => return Ok(None),
+            },
         };
-        let (Some(user), Some(ip)) = (
-            number(KIND_USER, fields.user.map(|u| u.as_bytes().to_vec()))?,
-            number(KIND_IP, fields.ip.map(ip_bytes))?,
-        ) else {
-            return Ok(None);
-        };
-        Ok(Some(Entry {
-            seq,
-            hour: hour_of(fields.ts),
-            outcome: fields.outcome,
-            user,
-            ip,
-            token: fields.token.unwrap_or(0),
-        }))
+        Ok(Some(Entry::new(seq, fields, ip)))
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
 use super::codec::{decode, encode};
+use super::columns::{ColumnState, ColumnWriter, ValueRef};
 use super::names::{Names, PendingNames};
 use super::records::{EventRecord, TokenRecord};
 use super::tables::*;
@@ -20,7 +21,9 @@ use super::StoreError;
 ///    `token_ids` maps numbers back).
 /// 3. Adds per-tenant numbers of users and IPs and the column blocks (see `columns`),
 ///    built from the log at open.
-pub const SCHEMA_VERSION: u64 = 3;
+/// 4. Records (event format 2) name their user by that number and hold `ts` in six
+///    bytes; the time index is keyed by one `u128` ([`time_key`]) instead of a tuple.
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// Events moved from a version 1 log per transaction.
 const UPGRADE_CHUNK: usize = 50_000;
@@ -44,9 +47,10 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
             })
         }
         Some(1) => v1::upgrade(db)?,
+        Some(2 | 3) => v3::upgrade(db)?,
         _ => {}
     }
-    // Version 2 stores (and an interrupted build) get their column tables here.
+    // Version 1 and 2 stores (and an interrupted build) get their column tables here.
     super::columns::build(db)?;
     let txn = db.begin_write()?;
     let next_seq;
@@ -64,7 +68,7 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         txn.open_table(API_KEYS)?;
         txn.open_table(NAMES)?;
         txn.open_table(LOG)?;
-        txn.open_table(EVENT_TIMES)?;
+        txn.open_table(TIMES)?;
         txn.open_table(COUNTERS)?;
         txn.open_table(TOKENS)?;
         txn.open_table(TOKEN_IDS)?;
@@ -194,7 +198,7 @@ pub(super) mod v1 {
         let total = db.begin_read()?.open_table(EVENTS)?.len()?;
         tracing::info!(
             events = total,
-            "upgrading the store's log to schema version 2"
+            "upgrading the store's log to schema version {SCHEMA_VERSION}"
         );
         loop {
             let txn = db.begin_write()?;
@@ -219,9 +223,10 @@ pub(super) mod v1 {
         txn.delete_table(EVENTS)?;
         txn.delete_table(EVENT_SEQ)?;
         txn.delete_table(TOKENS)?;
-        txn.open_table(META)?.insert(META_SCHEMA_VERSION, 2)?;
+        txn.open_table(META)?
+            .insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
         txn.commit()?;
-        tracing::info!(moved, "store upgraded to schema version 2");
+        tracing::info!(moved, "store upgraded to schema version {SCHEMA_VERSION}");
         Ok(())
     }
 
@@ -313,7 +318,9 @@ pub(super) mod v1 {
             }
         }
         let mut log = txn.open_table(LOG)?;
-        let mut times = txn.open_table(EVENT_TIMES)?;
+        let mut times = txn.open_table(TIMES)?;
+        let mut state = ColumnState::default();
+        let mut columns = ColumnWriter::open(txn, &mut state)?;
         for &(tenant, ts, seq) in &places {
             let Some(bytes) = old.remove((tenant, ts, seq))? else {
                 continue; // the index pointed at nothing: there is no event to keep
@@ -325,12 +332,198 @@ pub(super) mod v1 {
             if let Some(token) = &event.token {
                 record.token = Some(token_number(txn, tenant, token)?);
             }
-            log.insert((tenant, seq), encode(&record)?.as_slice())?;
-            times.insert((tenant, ts, seq), ())?;
+            if let Some(user) = &event.user_id {
+                record.user = Some(columns.number(tenant, ValueRef::User(user))?);
+            }
+            log.insert((tenant, seq), record.encode()?.as_slice())?;
+            times.insert(time_key(tenant, ts, seq), ())?;
         }
         for (id, text) in pending.added() {
             names_table.insert(id, text)?;
         }
         Ok(places.len() as u64)
+    }
+}
+
+/// The layout of versions 2 and 3, and its upgrade.
+pub(super) mod v3 {
+    use std::net::IpAddr;
+
+    use redb::TableDefinition;
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::store::records::Text;
+
+    /// The time index: (tenant, ts ms, seq), no value.
+    pub const EVENT_TIMES: TableDefinition<(u32, u64, u64), ()> =
+        TableDefinition::new("event_times");
+
+    /// Where an interrupted upgrade goes on: the (tenant, seq) of the next record.
+    const META_UPGRADE_TENANT: &str = "upgrade_next_tenant";
+    const META_UPGRADE_SEQ: &str = "upgrade_next_seq";
+
+    /// An event record as versions 2 and 3 stored it (format byte 1): as
+    /// [`EventRecord`], but with `ts` as a varint and the user id as text.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Record {
+        pub ts: u64,
+        pub received_delta: i64,
+        pub type_id: u32,
+        pub outcome: u8,
+        pub client: Option<u32>,
+        pub id: Option<String>,
+        pub token: Option<u64>,
+        pub user_id: Option<String>,
+        pub device_id: Option<String>,
+        pub grant: Option<u32>,
+        pub scopes: Vec<Text>,
+        pub ip: Option<IpAddr>,
+        pub user_agent: Option<Text>,
+        pub method: Option<u32>,
+        pub route: Option<Text>,
+        pub status: Option<u16>,
+        pub error: Option<Text>,
+        pub expires_delta: Option<i64>,
+        pub duration_ms: Option<u32>,
+        pub context: Option<String>,
+    }
+
+    impl Record {
+        /// The current record, its user numbered `user`.
+        fn into_current(self, user: Option<u32>) -> EventRecord {
+            EventRecord {
+                ts: self.ts,
+                received_delta: self.received_delta,
+                type_id: self.type_id,
+                outcome: self.outcome,
+                client: self.client,
+                id: self.id,
+                token: self.token,
+                user,
+                device_id: self.device_id,
+                grant: self.grant,
+                scopes: self.scopes,
+                ip: self.ip,
+                user_agent: self.user_agent,
+                method: self.method,
+                route: self.route,
+                status: self.status,
+                error: self.error,
+                expires_delta: self.expires_delta,
+                duration_ms: self.duration_ms,
+                context: self.context,
+            }
+        }
+
+        /// The record version 3 stored for `record`, whose user id is `user_id` (for
+        /// tests that make older stores).
+        #[cfg(test)]
+        pub fn from_current(record: EventRecord, user_id: Option<String>) -> Record {
+            Record {
+                ts: record.ts,
+                received_delta: record.received_delta,
+                type_id: record.type_id,
+                outcome: record.outcome,
+                client: record.client,
+                id: record.id,
+                token: record.token,
+                user_id,
+                device_id: record.device_id,
+                grant: record.grant,
+                scopes: record.scopes,
+                ip: record.ip,
+                user_agent: record.user_agent,
+                method: record.method,
+                route: record.route,
+                status: record.status,
+                error: record.error,
+                expires_delta: record.expires_delta,
+                duration_ms: record.duration_ms,
+                context: record.context,
+            }
+        }
+    }
+
+    /// Rewrites every record in the current format, numbering users (a version 2 store
+    /// has no numbers yet; a version 3 store's columns already gave them), and moves
+    /// the time index to its new keys, a chunk of events per transaction. The last
+    /// chunk's transaction drops the old index and records the new version, so an
+    /// upgrade cut short resumes where it stopped, and a finished one never runs again.
+    pub fn upgrade(db: &Database) -> Result<(), StoreError> {
+        let total = db.begin_read()?.open_table(LOG)?.len()?;
+        tracing::info!(
+            events = total,
+            "upgrading the store's records to schema version {SCHEMA_VERSION}"
+        );
+        let mut rewritten = 0u64;
+        loop {
+            let txn = db.begin_write()?;
+            let (chunk, done) = rewrite_chunk(&txn, UPGRADE_CHUNK)?;
+            if done {
+                txn.delete_table(EVENT_TIMES)?;
+                txn.open_table(META)?
+                    .insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
+            }
+            txn.commit()?;
+            rewritten += chunk;
+            if done {
+                break;
+            }
+            tracing::info!(rewritten, total, "upgrading the records");
+        }
+        tracing::info!(
+            rewritten,
+            "store upgraded to schema version {SCHEMA_VERSION}"
+        );
+        Ok(())
+    }
+
+    /// Rewrites the next `chunk` records from the watermark on; returns how many, and
+    /// whether none are left.
+    pub(in crate::store) fn rewrite_chunk(
+        txn: &WriteTransaction,
+        chunk: usize,
+    ) -> Result<(u64, bool), StoreError> {
+        let mut meta = txn.open_table(META)?;
+        let start = match (
+            meta.get(META_UPGRADE_TENANT)?.map(|v| v.value()),
+            meta.get(META_UPGRADE_SEQ)?.map(|v| v.value()),
+        ) {
+            (Some(tenant), Some(seq)) => (tenant as u32, seq),
+            _ => (0, 0),
+        };
+        let mut log = txn.open_table(LOG)?;
+        let mut rows = Vec::with_capacity(chunk + 1);
+        for entry in log.range(start..)?.take(chunk + 1) {
+            let (key, bytes) = entry?;
+            rows.push((key.value(), bytes.value().to_vec()));
+        }
+        let next = (rows.len() > chunk).then(|| rows[chunk].0);
+        rows.truncate(chunk);
+        let mut times = txn.open_table(TIMES)?;
+        let mut state = ColumnState::default();
+        let mut columns = ColumnWriter::open(txn, &mut state)?;
+        for ((tenant, seq), bytes) in &rows {
+            let old: Record = decode(bytes, "version 3 event")?;
+            let user = match &old.user_id {
+                Some(user) => Some(columns.number(*tenant, ValueRef::User(user))?),
+                None => None,
+            };
+            let record = old.into_current(user);
+            log.insert((*tenant, *seq), record.encode()?.as_slice())?;
+            times.insert(time_key(*tenant, record.ts, *seq), ())?;
+        }
+        match next {
+            Some((tenant, seq)) => {
+                meta.insert(META_UPGRADE_TENANT, u64::from(tenant))?;
+                meta.insert(META_UPGRADE_SEQ, seq)?;
+            }
+            None => {
+                meta.remove(META_UPGRADE_TENANT)?;
+                meta.remove(META_UPGRADE_SEQ)?;
+            }
+        }
+        Ok((rows.len() as u64, next.is_none()))
     }
 }

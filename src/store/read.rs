@@ -7,10 +7,10 @@ use ipnet::IpNet;
 use redb::ReadTransaction;
 
 use super::codec::decode;
-use super::columns::{Column, ValueRef};
+use super::columns::{Column, ValueRef, KIND_USER};
 use super::counters::CounterRow;
 use super::names::Names;
-use super::records::{EventRecord, RecordHead, TokenRecord};
+use super::records::{EventRecord, Numbers, RecordHead, TokenRecord};
 use super::sketches::SharedBook;
 use super::tables::*;
 use super::StoreError;
@@ -34,8 +34,59 @@ pub(super) fn token_named(
     }
 }
 
-/// Token numbers to tokens, for decoding records.
+/// The user id `tenant` numbered `id` (log records name users by number).
+pub(super) fn user_named(
+    table: &impl redb::ReadableTable<(u32, u8, u32), &'static [u8]>,
+    tenant: u32,
+    id: u32,
+) -> Result<String, StoreError> {
+    let bytes = table
+        .get((tenant, KIND_USER, id))?
+        .ok_or_else(|| StoreError::Corrupt(format!("user number {id} is unknown")))?;
+    String::from_utf8(bytes.value().to_vec())
+        .map_err(|_| StoreError::Corrupt(format!("user number {id} is not text")))
+}
+
+/// The numbers one tenant's records hold, named from the tables that map them back
+/// ([`TOKEN_IDS`], [`VALUE_NAMES`]) of any transaction.
+pub(super) struct TenantNumbers<'a, T, V> {
+    pub tenant: u32,
+    pub tokens: &'a T,
+    pub values: &'a V,
+}
+
+impl<T, V> Numbers for TenantNumbers<'_, T, V>
+where
+    T: redb::ReadableTable<(u32, u64), &'static str>,
+    V: redb::ReadableTable<(u32, u8, u32), &'static [u8]>,
+{
+    fn token(&self, id: u64) -> Result<String, StoreError> {
+        token_named(self.tokens, self.tenant, id)
+    }
+
+    fn user(&self, id: u32) -> Result<String, StoreError> {
+        user_named(self.values, self.tenant, id)
+    }
+}
+
 type TokenIds = redb::ReadOnlyTable<(u32, u64), &'static str>;
+type ValueNames = redb::ReadOnlyTable<(u32, u8, u32), &'static [u8]>;
+
+/// The tables a snapshot decodes records with.
+struct NumberTables {
+    tokens: TokenIds,
+    values: ValueNames,
+}
+
+impl NumberTables {
+    fn of(&self, tenant: u32) -> TenantNumbers<'_, TokenIds, ValueNames> {
+        TenantNumbers {
+            tenant,
+            tokens: &self.tokens,
+            values: &self.values,
+        }
+    }
+}
 
 /// The logged record of an event the time index lists.
 fn logged<'a>(
@@ -138,12 +189,12 @@ impl Snapshot {
         before: Option<(u64, u64)>,
         limit: usize,
     ) -> Result<EventPage, StoreError> {
-        let times = self.txn.open_table(EVENT_TIMES)?;
+        let times = self.txn.open_table(TIMES)?;
         let log = self.txn.open_table(LOG)?;
-        let tokens = self.txn.open_table(TOKEN_IDS)?;
+        let tokens = self.number_tables()?;
         let upper = match before {
-            Some((ts, seq)) if ts < filter.to => (tenant, ts, seq),
-            _ => (tenant, filter.to, 0),
+            Some((ts, seq)) if ts < filter.to => time_key(tenant, ts, seq),
+            _ => time_key(tenant, filter.to, 0),
         };
         // Type, outcome and client are checked on the record's head, before decoding it.
         let want_id = |text: &Option<String>| match text {
@@ -186,20 +237,20 @@ impl Snapshot {
                 .rev()
                 .map(|h| {
                     let start = (u64::from(h) * HOUR_MS).max(filter.from);
-                    let end = (tenant, (u64::from(h) + 1) * HOUR_MS, 0).min(upper);
-                    ((tenant, start, 0), end)
+                    let end = time_key(tenant, (u64::from(h) + 1) * HOUR_MS, 0).min(upper);
+                    (time_key(tenant, start, 0), end)
                 })
                 .filter(|(start, end)| start < end)
                 .collect(),
-            None => vec![((tenant, filter.from, 0), upper)],
+            None => vec![(time_key(tenant, filter.from, 0), upper)],
         };
         let mut events: Vec<StoredEvent> = Vec::new();
         let mut next = None;
         'spans: for (start, end) in spans {
             for entry in times.range(start..end)?.rev() {
-                let (_, _, seq) = entry?.0.value();
+                let (_, _, seq) = time_key_parts(entry?.0.value());
                 let bytes = logged(&log, tenant, seq)?;
-                let head: RecordHead = decode(bytes.value(), "event")?;
+                let head = RecordHead::decode(bytes.value())?;
                 if want_type.is_some_and(|t| t != head.type_id)
                     || want_outcome.is_some_and(|o| o != head.outcome)
                     || want_client.is_some_and(|c| Some(c) != head.client)
@@ -333,7 +384,7 @@ impl Snapshot {
         number: u64,
         mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let (log, tokens) = (self.txn.open_table(LOG)?, self.txn.open_table(TOKEN_IDS)?);
+        let (log, tokens) = (self.txn.open_table(LOG)?, self.number_tables()?);
         let hours = (hour_of(from), hour_of(to.saturating_sub(1)) + 1);
         for seq in self.seqs_with(tenant, column, number, hours.0, hours.1)? {
             let stored =
@@ -386,10 +437,10 @@ impl Snapshot {
         before: Option<(u64, u64)>,
         limit: usize,
     ) -> Result<EventPage, StoreError> {
-        let (log, tokens) = (self.txn.open_table(LOG)?, self.txn.open_table(TOKEN_IDS)?);
+        let (log, tokens) = (self.txn.open_table(LOG)?, self.number_tables()?);
         let mut candidates = Vec::with_capacity(seqs.len());
         for seq in seqs {
-            let head: RecordHead = decode(logged(&log, tenant, seq)?.value(), "event")?;
+            let head = RecordHead::decode(logged(&log, tenant, seq)?.value())?;
             let place = (head.ts, seq);
             if (filter.from..filter.to).contains(&head.ts) && before.is_none_or(|b| place < b) {
                 candidates.push(place);
@@ -424,9 +475,9 @@ impl Snapshot {
         mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let log = self.txn.open_table(LOG)?;
-        let tokens = self.txn.open_table(TOKEN_IDS)?;
+        let tokens = self.number_tables()?;
         let mut consider = |seq: u64, bytes: &[u8]| -> Result<(), StoreError> {
-            let head: RecordHead = decode(bytes, "event")?;
+            let head = RecordHead::decode(bytes)?;
             if (from..to).contains(&head.ts) && keep(&head, bytes)? {
                 visit(self.decode_event(&tokens, tenant, seq, bytes)?)?;
             }
@@ -439,9 +490,9 @@ impl Snapshot {
                 consider(key.value().1, bytes.value())?;
             }
         } else {
-            let times = self.txn.open_table(EVENT_TIMES)?;
-            for entry in times.range((tenant, from, 0)..(tenant, to, 0))? {
-                let (_, _, seq) = entry?.0.value();
+            let times = self.txn.open_table(TIMES)?;
+            for entry in times.range(time_key(tenant, from, 0)..time_key(tenant, to, 0))? {
+                let (_, _, seq) = time_key_parts(entry?.0.value());
                 consider(seq, logged(&log, tenant, seq)?.value())?;
             }
         }
@@ -470,7 +521,7 @@ impl Snapshot {
 
     /// The event with server id `seq`, if it belongs to `tenant`.
     pub fn event(&self, tenant: u32, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-        let tokens = self.txn.open_table(TOKEN_IDS)?;
+        let tokens = self.number_tables()?;
         match self.txn.open_table(LOG)?.get((tenant, seq))? {
             Some(bytes) => self
                 .decode_event(&tokens, tenant, seq, bytes.value())
@@ -479,19 +530,26 @@ impl Snapshot {
         }
     }
 
+    fn number_tables(&self) -> Result<NumberTables, StoreError> {
+        Ok(NumberTables {
+            tokens: self.txn.open_table(TOKEN_IDS)?,
+            values: self.txn.open_table(VALUE_NAMES)?,
+        })
+    }
+
     fn decode_event(
         &self,
-        tokens: &TokenIds,
+        numbers: &NumberTables,
         tenant: u32,
         seq: u64,
         bytes: &[u8],
     ) -> Result<StoredEvent, StoreError> {
-        let record: EventRecord = decode(bytes, "event")?;
+        let record = EventRecord::decode(bytes)?;
         Ok(StoredEvent {
             seq,
             tenant,
             received_at: record.received_at(),
-            event: record.into_event(&self.names, |id| token_named(tokens, tenant, id))?,
+            event: record.into_event(&self.names, &numbers.of(tenant))?,
         })
     }
 

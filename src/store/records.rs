@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::codec::{decode_as, encode_as, EVENT_FORMAT};
 use super::names::{Names, PendingNames};
 use super::StoreError;
 use crate::model::{Event, EventType, Outcome};
@@ -52,14 +53,17 @@ pub struct SessionRecord {
     pub expires_at: u64,
 }
 
-/// An event as stored in the log (the value of [`super::tables::LOG`]). Repeated strings
-/// are interned (see `names`); times other than `ts` are stored as their difference to
-/// `ts`, which is small in real traffic and makes a short varint.
+/// An event as stored in the log (the value of [`super::tables::LOG`]), behind format
+/// byte [`EVENT_FORMAT`]. Repeated strings are interned (see `names`); the token and the
+/// user id are stored as their per-tenant numbers; `ts` takes six bytes, and other times
+/// are stored as their difference to `ts`, which is small in real traffic and makes a
+/// short varint.
 ///
 /// Field order is part of the format: the first five fields are also read alone, as a
 /// [`RecordHead`], to filter without decoding whole records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EventRecord {
+    #[serde(with = "ts48")]
     pub ts: u64,
     /// `received_at − ts`, wrapping (see [`delta`]).
     pub received_delta: i64,
@@ -69,7 +73,8 @@ pub struct EventRecord {
     pub id: Option<String>,
     /// The token's number (see [`TokenRecord`]), set by the writer.
     pub token: Option<u64>,
-    pub user_id: Option<String>,
+    /// The user id's number (see `columns::KIND_USER`), set by the writer.
+    pub user: Option<u32>,
     pub device_id: Option<String>,
     pub grant: Option<u32>,
     pub scopes: Vec<Text>,
@@ -88,6 +93,7 @@ pub struct EventRecord {
 /// The leading fields of an [`EventRecord`], decodable from its bytes alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct RecordHead {
+    #[serde(with = "ts48")]
     pub ts: u64,
     pub received_delta: i64,
     pub type_id: u32,
@@ -106,10 +112,45 @@ pub fn undelta(delta: i64, ts: u64) -> u64 {
     ts.wrapping_add(delta as u64)
 }
 
+/// Times as six big-endian bytes (milliseconds up to the year 10889; ingest accepts
+/// none later than a few minutes from now) instead of the nine a varint takes for them.
+mod ts48 {
+    use serde::de::Deserializer;
+    use serde::ser::{Error, Serializer};
+    use serde::{Deserialize, Serialize};
+
+    pub fn serialize<S: Serializer>(ts: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        if *ts >> 48 != 0 {
+            return Err(S::Error::custom(format!("time {ts} does not fit 48 bits")));
+        }
+        let mut six = [0u8; 6];
+        six.copy_from_slice(&ts.to_be_bytes()[2..]);
+        six.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let six = <[u8; 6]>::deserialize(deserializer)?;
+        let mut eight = [0u8; 8];
+        eight[2..].copy_from_slice(&six);
+        Ok(u64::from_be_bytes(eight))
+    }
+}
+
 impl RecordHead {
     pub fn received_at(&self) -> u64 {
         undelta(self.received_delta, self.ts)
     }
+
+    /// The head of an encoded [`EventRecord`].
+    pub fn decode(bytes: &[u8]) -> Result<RecordHead, StoreError> {
+        decode_as(EVENT_FORMAT, bytes, "event")
+    }
+}
+
+/// The texts of the numbers a tenant's records hold, to turn records back into events.
+pub trait Numbers {
+    fn token(&self, id: u64) -> Result<String, StoreError>;
+    fn user(&self, id: u32) -> Result<String, StoreError>;
 }
 
 /// A sender-chosen text that is usually repeated (user agents, routes, errors, scopes):
@@ -203,7 +244,7 @@ impl EventRecord {
             id: event.id.clone(),
             token: None,
             client,
-            user_id: event.user_id.clone(),
+            user: None,
             device_id: event.device_id.clone(),
             grant,
             scopes,
@@ -223,6 +264,14 @@ impl EventRecord {
         undelta(self.received_delta, self.ts)
     }
 
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        encode_as(EVENT_FORMAT, self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<EventRecord, StoreError> {
+        decode_as(EVENT_FORMAT, bytes, "event")
+    }
+
     pub fn counter_fields(&self) -> CounterFields {
         CounterFields {
             type_id: self.type_id,
@@ -232,13 +281,9 @@ impl EventRecord {
         }
     }
 
-    /// The domain event back, with interned strings resolved and the token's number
-    /// turned back into the token by `token`.
-    pub fn into_event(
-        self,
-        names: &Names,
-        token: impl FnOnce(u64) -> Result<String, StoreError>,
-    ) -> Result<Event, StoreError> {
+    /// The domain event back, with interned strings resolved and the token's and user's
+    /// numbers turned back into text by `numbers`.
+    pub fn into_event(self, names: &Names, numbers: &impl Numbers) -> Result<Event, StoreError> {
         let name = |id: u32| -> Result<String, StoreError> {
             names
                 .text(id)
@@ -259,9 +304,9 @@ impl EventRecord {
             ts,
             id: self.id,
             outcome,
-            token: self.token.map(token).transpose()?,
+            token: self.token.map(|id| numbers.token(id)).transpose()?,
             client_id: self.client.map(name).transpose()?,
-            user_id: self.user_id,
+            user_id: self.user.map(|id| numbers.user(id)).transpose()?,
             device_id: self.device_id,
             grant_type: self.grant.map(name).transpose()?,
             scopes: self
@@ -287,6 +332,62 @@ mod tests {
     use super::*;
     use crate::model::EventType;
 
+    /// For records that hold no numbers.
+    struct NoNumbers;
+
+    impl Numbers for NoNumbers {
+        fn token(&self, id: u64) -> Result<String, StoreError> {
+            Err(StoreError::Corrupt(format!("token {id}")))
+        }
+        fn user(&self, id: u32) -> Result<String, StoreError> {
+            Err(StoreError::Corrupt(format!("user {id}")))
+        }
+    }
+
+    /// Names every number `n` as `t{n}` / `u{n}`.
+    struct Echo;
+
+    impl Numbers for Echo {
+        fn token(&self, id: u64) -> Result<String, StoreError> {
+            Ok(format!("t{id}"))
+        }
+        fn user(&self, id: u32) -> Result<String, StoreError> {
+            Ok(format!("u{id}"))
+        }
+    }
+
+    #[test]
+    fn times_take_six_bytes_and_numbers_are_named_back() {
+        let names = Names::from_ordered(vec!["a.b".into()]);
+        for ts in [0, 1, 1_764_633_600_000, (1 << 48) - 1] {
+            let event = Event::new(EventType::parse("a.b").expect("valid"), ts);
+            let mut record =
+                EventRecord::with_names(&event, ts + 3, false, |t, _| names.id(t)).expect("ok");
+            record.user = Some(70_000);
+            record.token = Some(5);
+            let bytes = record.encode().expect("encodes");
+            assert_eq!(bytes[0], EVENT_FORMAT);
+            // Format byte, then the six bytes of `ts`.
+            assert_eq!(bytes[1..7], ts.to_be_bytes()[2..]);
+            let back = EventRecord::decode(&bytes).expect("decodes");
+            assert_eq!(back.ts, ts);
+            assert_eq!(back.received_at(), ts + 3);
+            let event = back.into_event(&names, &Echo).expect("named");
+            assert_eq!(event.user_id.as_deref(), Some("u70000"));
+            assert_eq!(event.token.as_deref(), Some("t5"));
+            assert!(EventRecord::decode(&bytes)
+                .expect("decodes")
+                .into_event(&names, &NoNumbers)
+                .is_err());
+        }
+        let event = Event::new(EventType::parse("a.b").expect("valid"), 1 << 48);
+        let record = EventRecord::with_names(&event, 0, false, |t, _| names.id(t)).expect("ok");
+        assert!(record.encode().is_err(), "a time beyond 48 bits is refused");
+        // A record of the older format is not mistaken for one of this format.
+        let old = crate::store::codec::encode(&record.ts).expect("encodes");
+        assert!(EventRecord::decode(&old).is_err());
+    }
+
     #[test]
     fn user_agents_are_interned_or_inlined_and_read_back() {
         let names = Names::from_ordered(vec!["a.b".into(), "Mozilla".into()]);
@@ -298,7 +399,7 @@ mod tests {
         assert_eq!(
             interned
                 .clone()
-                .into_event(&names, |_| unreachable!("no token"))
+                .into_event(&names, &NoNumbers)
                 .expect("decodes"),
             event
         );
@@ -309,9 +410,7 @@ mod tests {
             .expect("unknown agents inline");
         assert_eq!(inlined.user_agent, Some(Text::Inline("curl/8".into())));
         assert_eq!(
-            inlined
-                .into_event(&names, |_| unreachable!("no token"))
-                .expect("decodes"),
+            inlined.into_event(&names, &NoNumbers).expect("decodes"),
             event
         );
     }
@@ -323,8 +422,8 @@ mod tests {
         event.client_id = Some("web".into());
         event.token = Some("t".into());
         let record = EventRecord::with_names(&event, 7, false, |t, _| names.id(t)).expect("ok");
-        let bytes = crate::store::codec::encode(&record).expect("encodes");
-        let head: RecordHead = crate::store::codec::decode(&bytes, "head").expect("decodes");
+        let bytes = record.encode().expect("encodes");
+        let head = RecordHead::decode(&bytes).expect("decodes");
         assert_eq!(
             head,
             RecordHead {

@@ -10,9 +10,9 @@ use super::columns::Fields;
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::{self, Names};
-use super::read::token_named;
 use super::read::Snapshot;
-use super::records::{EventRecord, TokenRecord};
+use super::read::{token_named, TenantNumbers};
+use super::records::{EventRecord, RecordHead, TokenRecord};
 use super::sketches::Deltas;
 use super::tables::*;
 use super::{Store, StoreError};
@@ -61,6 +61,7 @@ struct Recount {
 fn recount_log(
     log: &impl ReadableTable<(u32, u64), &'static [u8]>,
     token_ids: &impl ReadableTable<(u32, u64), &'static str>,
+    values: &impl ReadableTable<(u32, u8, u32), &'static [u8]>,
     names: &Names,
 ) -> Result<Recount, StoreError> {
     let mut counters = CounterDeltas::default();
@@ -70,7 +71,7 @@ fn recount_log(
     for entry in log.iter()? {
         let (key, bytes) = entry?;
         let (tenant, _) = key.value();
-        let record: EventRecord = decode(bytes.value(), "event")?;
+        let record = EventRecord::decode(bytes.value())?;
         counters.add(
             tenant,
             record.ts,
@@ -78,7 +79,12 @@ fn recount_log(
             names.id(super::writer::ISSUED),
         );
         let token = record.token;
-        let event = record.into_event(names, |id| token_named(token_ids, tenant, id))?;
+        let numbers = TenantNumbers {
+            tenant,
+            tokens: token_ids,
+            values,
+        };
+        let event = record.into_event(names, &numbers)?;
         sketches.observe(tenant, &event)?;
         if let Some(id) = token {
             tokens.entry((tenant, id)).or_default().apply(&event);
@@ -97,7 +103,12 @@ impl Snapshot {
     /// Compares every stored aggregate with a recount of the log.
     pub fn verify(&self) -> Result<RecountReport, StoreError> {
         let token_ids = self.txn().open_table(TOKEN_IDS)?;
-        let expected = recount_log(&self.txn().open_table(LOG)?, &token_ids, self.names())?;
+        let expected = recount_log(
+            &self.txn().open_table(LOG)?,
+            &token_ids,
+            &self.txn().open_table(VALUE_NAMES)?,
+            self.names(),
+        )?;
         let mut report = RecountReport {
             events: expected.events,
             ..RecountReport::default()
@@ -169,7 +180,7 @@ impl Snapshot {
 
         // The time index must list every logged event at its time, and nothing else; the
         // column tables must hold every logged event's entry, in the log's order.
-        let times = self.txn().open_table(EVENT_TIMES)?;
+        let times = self.txn().open_table(TIMES)?;
         let log = self.txn().open_table(LOG)?;
         let value_ids = self.txn().open_table(VALUE_IDS)?;
         let (columned, short_blocks) = self.stored_entries()?;
@@ -179,8 +190,8 @@ impl Snapshot {
         for entry in log.iter()? {
             let (key, bytes) = entry?;
             let (tenant, seq) = key.value();
-            let record: EventRecord = decode(bytes.value(), "event")?;
-            if times.get((tenant, record.ts, seq))?.is_none() {
+            let record = EventRecord::decode(bytes.value())?;
+            if times.get(time_key(tenant, record.ts, seq))?.is_none() {
                 report.index_mismatches += 1;
             }
             while columned
@@ -215,8 +226,9 @@ impl Snapshot {
 }
 
 impl Store {
-    /// Recomputes every counter bucket and token state from the log and replaces the
-    /// stored ones, in one transaction. Returns what differed before the rebuild.
+    /// Recomputes every counter bucket, token state, sketch, the time index and the column
+    /// tables from the log and replaces the stored ones, in one transaction. Returns what
+    /// differed before the rebuild.
     pub async fn rebuild(&self) -> Result<RecountReport, StoreError> {
         let before = self.read(|snap| snap.verify()).await?;
         let shared = self.names.clone();
@@ -225,7 +237,12 @@ impl Store {
         // slip in between the recount and the replacement.
         self.write(move |txn| {
             let names = names::snapshot(&shared);
-            let expected = recount_log(&txn.open_table(LOG)?, &txn.open_table(TOKEN_IDS)?, &names)?;
+            let expected = recount_log(
+                &txn.open_table(LOG)?,
+                &txn.open_table(TOKEN_IDS)?,
+                &txn.open_table(VALUE_NAMES)?,
+                &names,
+            )?;
             let watermark = txn
                 .open_table(META)?
                 .get(META_NEXT_SEQ)?
@@ -254,9 +271,25 @@ impl Store {
             }
             drop(ends);
             super::lifetimes::build_from_ends(txn)?;
-            // Nothing refers to value numbers but the columns, so they are renumbered too.
-            txn.open_table(VALUE_IDS)?.retain(|_, _| false)?;
-            txn.open_table(VALUE_NAMES)?.retain(|_, _| false)?;
+            // Log records name users by number, so numbers stay; the lookup from values
+            // to numbers is remade from the numbers' table.
+            let mut ids = txn.open_table(VALUE_IDS)?;
+            ids.retain(|_, _| false)?;
+            for entry in txn.open_table(VALUE_NAMES)?.iter()? {
+                let (key, bytes) = entry?;
+                let (tenant, kind, id) = key.value();
+                ids.insert((tenant, kind, bytes.value()), id)?;
+            }
+            drop(ids);
+            let mut times = txn.open_table(TIMES)?;
+            times.retain(|_, _| false)?;
+            for entry in txn.open_table(LOG)?.iter()? {
+                let (key, bytes) = entry?;
+                let (tenant, seq) = key.value();
+                let head = RecordHead::decode(bytes.value())?;
+                times.insert(time_key(tenant, head.ts, seq), ())?;
+            }
+            drop(times);
             txn.open_table(COLUMN_TAIL)?.retain(|_, _| false)?;
             txn.open_table(COLUMN_BLOCKS)?.retain(|_, _| false)?;
             super::columns::fold_log(txn, None, usize::MAX)?;

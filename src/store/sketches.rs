@@ -19,10 +19,10 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, WriteTransaction};
 
-use super::codec::{decode, FORMAT_V1};
+use super::codec::FORMAT_V1;
 use super::names::Names;
-use super::read::token_named;
 use super::read::Snapshot;
+use super::read::TenantNumbers;
 use super::records::EventRecord;
 use super::tables::*;
 use super::StoreError;
@@ -304,6 +304,7 @@ pub fn replay(book: &SharedBook, names: &Names, from: u64, to: u64) -> Result<u6
         let txn = guard.db.begin_read()?;
         let log = txn.open_table(LOG)?;
         let tokens = txn.open_table(TOKEN_IDS)?;
+        let values = txn.open_table(VALUE_NAMES)?;
         // The log is keyed by (tenant, seq): visit each tenant's stretch of seqs, jumping
         // from one tenant to the next.
         let mut next_tenant = Some(0u32);
@@ -312,9 +313,14 @@ pub fn replay(book: &SharedBook, names: &Names, from: u64, to: u64) -> Result<u6
                 break;
             };
             let tenant = first?.0.value().0;
+            let numbers = TenantNumbers {
+                tenant,
+                tokens: &tokens,
+                values: &values,
+            };
             for entry in log.range((tenant, from)..(tenant, to))? {
-                let record: EventRecord = decode(entry?.1.value(), "event")?;
-                let event = record.into_event(names, |id| token_named(&tokens, tenant, id))?;
+                let record = EventRecord::decode(entry?.1.value())?;
+                let event = record.into_event(names, &numbers)?;
                 deltas.observe(tenant, &event)?;
                 replayed += 1;
             }
@@ -337,11 +343,16 @@ pub fn rebuild_in(
     txn.open_table(SKETCHES)?.retain(|_, _| false)?;
     let mut deltas = Deltas::default();
     let tokens = txn.open_table(TOKEN_IDS)?;
+    let values = txn.open_table(VALUE_NAMES)?;
     for entry in txn.open_table(LOG)?.iter()? {
         let (key, bytes) = entry?;
-        let tenant = key.value().0;
-        let record: EventRecord = decode(bytes.value(), "event")?;
-        let event = record.into_event(names, |id| token_named(&tokens, tenant, id))?;
+        let numbers = TenantNumbers {
+            tenant: key.value().0,
+            tokens: &tokens,
+            values: &values,
+        };
+        let event = EventRecord::decode(bytes.value())?.into_event(names, &numbers)?;
+        let tenant = numbers.tenant;
         deltas.observe(tenant, &event)?;
     }
     write_deltas(txn, &deltas)?;

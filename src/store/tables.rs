@@ -32,9 +32,34 @@ pub const NAMES: TableDefinition<u32, &str> = TableDefinition::new("names");
 /// the server's sequence number, so every insert lands at the end of its tenant's range
 /// and pages fill completely, whatever order the events' own times arrive in.
 pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("log");
-/// The log in time order: (tenant, ts ms, seq), no value. Time ranges, listings and
-/// cursors walk it and fetch each record from [`LOG`].
-pub const EVENT_TIMES: TableDefinition<(u32, u64, u64), ()> = TableDefinition::new("event_times");
+/// The log in time order: [`time_key`]s of (tenant, ts ms, seq), no value. Time ranges,
+/// listings and cursors walk it and fetch each record from [`LOG`].
+pub const TIMES: TableDefinition<u128, ()> = TableDefinition::new("times");
+
+/// Bits of a [`time_key`] that hold the seq; the time sits above them, the tenant above it.
+const TIME_SEQ_BITS: u32 = 52;
+/// Bits of a [`time_key`] that hold the time: milliseconds up to the year 2527, which is
+/// far beyond what ingest accepts (a few minutes from now at most).
+const TIME_TS_BITS: u32 = 44;
+
+/// The [`TIMES`] key of event `seq` of `tenant` at `ts`: one `u128` (16 bytes, where the
+/// tuple takes 20) that sorts as the tuple (tenant, ts, seq) does. `ts` and `seq` are
+/// clamped to their fields; neither can reach its limit (see [`TIME_TS_BITS`]; seqs
+/// count stored events).
+pub fn time_key(tenant: u32, ts: u64, seq: u64) -> u128 {
+    let ts = ts.min((1 << TIME_TS_BITS) - 1);
+    let seq = seq.min((1 << TIME_SEQ_BITS) - 1);
+    (u128::from(tenant) << (TIME_TS_BITS + TIME_SEQ_BITS))
+        | (u128::from(ts) << TIME_SEQ_BITS)
+        | u128::from(seq)
+}
+
+/// The (tenant, ts, seq) of a [`time_key`].
+pub fn time_key_parts(key: u128) -> (u32, u64, u64) {
+    let seq = (key & ((1 << TIME_SEQ_BITS) - 1)) as u64;
+    let ts = ((key >> TIME_SEQ_BITS) & ((1 << TIME_TS_BITS) - 1)) as u64;
+    ((key >> (TIME_TS_BITS + TIME_SEQ_BITS)) as u32, ts, seq)
+}
 
 /// Counter buckets: [`CounterKey`] → count.
 pub const COUNTERS: TableDefinition<CounterKey, u64> = TableDefinition::new("counters");
@@ -131,3 +156,33 @@ pub type SketchKey = (u32, u8, u32, u8);
 /// First event seq not yet folded into the `sketches` table (later ones are replayed from
 /// the log at start-up).
 pub const META_SKETCH_SEQ: &str = "sketch_seq";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_keys_sort_like_their_tuples_and_split_back() {
+        let mut tuples = vec![
+            (0, 0, 0),
+            (0, 0, 1),
+            (0, 1, 0),
+            (1, 0, 0),
+            (7, 1_764_633_600_000, 12),
+            (7, 1_764_633_600_000, 13),
+            (7, 1_764_633_600_001, 2),
+            (u32::MAX, (1 << TIME_TS_BITS) - 1, (1 << TIME_SEQ_BITS) - 1),
+        ];
+        tuples.sort();
+        let keys: Vec<u128> = tuples
+            .iter()
+            .map(|&(t, ts, s)| time_key(t, ts, s))
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        for (key, tuple) in keys.iter().zip(&tuples) {
+            assert_eq!(time_key_parts(*key), *tuple);
+        }
+        // Out-of-range parts clamp to their field instead of spilling into the next.
+        assert_eq!(time_key_parts(time_key(3, u64::MAX, u64::MAX)).0, 3);
+    }
+}

@@ -256,15 +256,19 @@ fn downgrade_to_v1(path: &std::path::Path) {
         let log = txn.open_table(tables::LOG).expect("log");
         let mut old = txn.open_table(v1::EVENTS).expect("v1 log");
         let mut by_seq = txn.open_table(v1::EVENT_SEQ).expect("v1 index");
+        let token_ids = txn.open_table(tables::TOKEN_IDS).expect("token ids");
+        let values = txn.open_table(tables::VALUE_NAMES).expect("values");
         for entry in log.iter().expect("iter") {
             let (key, bytes) = entry.expect("entry");
             let (tenant, seq) = key.value();
-            let record: EventRecord = codec::decode(bytes.value(), "event").expect("decodes");
+            let record = EventRecord::decode(bytes.value()).expect("decodes");
             let received_at = record.received_at();
-            let token_ids = txn.open_table(tables::TOKEN_IDS).expect("token ids");
-            let e = record
-                .into_event(&names, |id| read::token_named(&token_ids, tenant, id))
-                .expect("names");
+            let numbers = read::TenantNumbers {
+                tenant,
+                tokens: &token_ids,
+                values: &values,
+            };
+            let e = record.into_event(&names, &numbers).expect("names");
             let id = |t: &Option<String>| t.as_deref().map(|t| names.id(t).expect("interned"));
             let old_record = v1::Record {
                 received_at,
@@ -305,7 +309,7 @@ fn downgrade_to_v1(path: &std::path::Path) {
         }
     }
     txn.delete_table(tables::LOG).expect("drop");
-    txn.delete_table(tables::EVENT_TIMES).expect("drop");
+    txn.delete_table(tables::TIMES).expect("drop");
     txn.delete_table(tables::TOKENS).expect("drop");
     txn.delete_table(tables::TOKEN_IDS).expect("drop");
     txn.delete_table(tables::COLUMN_TAIL).expect("drop");
@@ -318,6 +322,53 @@ fn downgrade_to_v1(path: &std::path::Path) {
         .expect("version");
     meta.remove(tables::META_NEXT_TOKEN)
         .expect("no token numbers");
+    drop(meta);
+    txn.commit().expect("commit");
+}
+
+/// Rewrites a current store as schema version 3 wrote it (records of format 1 with the
+/// user id as text, the tuple-keyed time index); as version 2 did when `v2` is set (no
+/// value numbers and no columns either).
+fn downgrade_to_v3(path: &std::path::Path, v2: bool) {
+    use super::migrate::v3;
+    use super::records::EventRecord;
+    use redb::ReadableTable;
+    let db = redb::Database::open(path).expect("opens");
+    let txn = db.begin_write().expect("write");
+    {
+        let mut log = txn.open_table(tables::LOG).expect("log");
+        let mut old_times = txn.open_table(v3::EVENT_TIMES).expect("v3 index");
+        let values = txn.open_table(tables::VALUE_NAMES).expect("values");
+        let mut rows = Vec::new();
+        for entry in log.iter().expect("iter") {
+            let (key, bytes) = entry.expect("entry");
+            rows.push((key.value(), bytes.value().to_vec()));
+        }
+        for ((tenant, seq), bytes) in rows {
+            let record = EventRecord::decode(&bytes).expect("decodes");
+            let user_id = record
+                .user
+                .map(|id| read::user_named(&values, tenant, id).expect("named"));
+            old_times
+                .insert((tenant, record.ts, seq), ())
+                .expect("insert");
+            let old = codec::encode(&v3::Record::from_current(record, user_id)).expect("encodes");
+            log.insert((tenant, seq), old.as_slice()).expect("insert");
+        }
+    }
+    txn.delete_table(tables::TIMES).expect("drop");
+    if v2 {
+        txn.delete_table(tables::COLUMN_TAIL).expect("drop");
+        txn.delete_table(tables::COLUMN_BLOCKS).expect("drop");
+        txn.delete_table(tables::VALUE_IDS).expect("drop");
+        txn.delete_table(tables::VALUE_NAMES).expect("drop");
+    }
+    let mut meta = txn.open_table(tables::META).expect("meta");
+    if v2 {
+        meta.remove(tables::META_COLUMNS_BUILT).expect("unbuilt");
+    }
+    meta.insert(tables::META_SCHEMA_VERSION, if v2 { 2 } else { 3 })
+        .expect("version");
     drop(meta);
     txn.commit().expect("commit");
 }
@@ -335,8 +386,8 @@ fn every_event(store: &Store, tenants: &[u32]) -> Vec<StoredEvent> {
     all
 }
 
-#[tokio::test]
-async fn a_version_1_store_is_upgraded_at_open_even_after_an_interrupted_upgrade() {
+/// A store of 40 events over two tenants, each with every field set, and its events.
+async fn store_to_upgrade() -> (tempfile::TempDir, Vec<StoredEvent>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut events = Vec::new();
     for i in 0..40u64 {
@@ -371,6 +422,12 @@ async fn a_version_1_store_is_upgraded_at_open_even_after_an_interrupted_upgrade
         before = every_event(&store, &[1, 2]);
         store.close();
     }
+    (dir, before)
+}
+
+#[tokio::test]
+async fn a_version_1_store_is_upgraded_at_open_even_after_an_interrupted_upgrade() {
+    let (dir, before) = store_to_upgrade().await;
     assert_eq!(before.len(), 40);
     let path = dir.path().join(DB_FILE);
     downgrade_to_v1(&path);
@@ -385,15 +442,53 @@ async fn a_version_1_store_is_upgraded_at_open_even_after_an_interrupted_upgrade
         assert_eq!(migrate::v1::move_chunk(&txn, 7).expect("moves"), 7);
         txn.commit().expect("commit");
     }
-    let store = Store::open(dir.path(), WriterConfig::default()).expect("upgrades");
+    let db = assert_upgraded(dir.path(), &before).await;
+    let txn = redb::ReadableDatabase::begin_read(&db).expect("read");
+    assert!(
+        txn.open_table(migrate::v1::EVENTS).is_err(),
+        "the old log is gone"
+    );
+}
+
+/// Opens the store in `dir`, which must upgrade to the events `before`, verify clean,
+/// go on numbering events after them, and say it is of the current version. Returns it
+/// closed and opened raw, for checks of its tables.
+async fn assert_upgraded(dir: &std::path::Path, before: &[StoredEvent]) -> redb::Database {
+    let store = Store::open(dir, WriterConfig::default()).expect("upgrades");
     let mut after = every_event(&store, &[1, 2]);
     after.sort_by_key(|e| (e.tenant, e.event.ts, e.seq));
-    let mut want = before.clone();
+    let mut want = before.to_vec();
     want.sort_by_key(|e| (e.tenant, e.event.ts, e.seq));
     assert_eq!(after, want);
-    let report = store.snapshot().expect("snap").verify().expect("verifies");
+    let snap = store.snapshot().expect("snap");
+    let report = snap.verify().expect("verifies");
     assert_eq!(report.events, 40);
     assert!(report.is_consistent(), "{report:?}");
+    // Listings by time and by user read the new time index and columns.
+    let page = snap
+        .events_page(
+            1,
+            &EventFilter {
+                from: 0,
+                to: u64::MAX,
+                user_id: Some("user-3".into()),
+                ..EventFilter::default()
+            },
+            None,
+            100,
+        )
+        .expect("lists");
+    let mut want: Vec<u64> = before
+        .iter()
+        .filter(|e| e.tenant == 1 && e.event.user_id.as_deref() == Some("user-3"))
+        .map(|e| e.seq)
+        .collect();
+    want.sort_by_key(|seq| std::cmp::Reverse(*seq));
+    let mut got: Vec<u64> = page.events.iter().map(|e| e.seq).collect();
+    got.sort_by_key(|seq| std::cmp::Reverse(*seq));
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    drop(snap);
     // New events continue the seqs.
     let ids = store
         .ingest(1, NOW, vec![ev("join.access", NOW)])
@@ -402,7 +497,7 @@ async fn a_version_1_store_is_upgraded_at_open_even_after_an_interrupted_upgrade
     assert_eq!(ids, vec![Some(41)]);
     store.close();
     drop(store);
-    let db = redb::Database::open(&path).expect("opens");
+    let db = redb::Database::open(dir.join(DB_FILE)).expect("opens");
     let txn = redb::ReadableDatabase::begin_read(&db).expect("read");
     let version = txn
         .open_table(tables::META)
@@ -411,10 +506,36 @@ async fn a_version_1_store_is_upgraded_at_open_even_after_an_interrupted_upgrade
         .expect("reads")
         .map(|v| v.value());
     assert_eq!(version, Some(migrate::SCHEMA_VERSION));
-    assert!(
-        txn.open_table(migrate::v1::EVENTS).is_err(),
-        "the old log is gone"
-    );
+    drop(txn);
+    db
+}
+
+#[tokio::test]
+async fn version_2_and_3_stores_get_their_records_rewritten_at_open_even_after_a_cut() {
+    for v2 in [false, true] {
+        let (dir, before) = store_to_upgrade().await;
+        let path = dir.path().join(DB_FILE);
+        downgrade_to_v3(&path, v2);
+        {
+            // An upgrade cut short after a first chunk.
+            let db = redb::Database::open(&path).expect("opens");
+            let txn = db.begin_write().expect("write");
+            let (rewritten, done) = migrate::v3::rewrite_chunk(&txn, 7).expect("rewrites");
+            assert_eq!((rewritten, done), (7, false));
+            txn.commit().expect("commit");
+        }
+        let db = assert_upgraded(dir.path(), &before).await;
+        let txn = redb::ReadableDatabase::begin_read(&db).expect("read");
+        assert!(
+            txn.open_table(migrate::v3::EVENT_TIMES).is_err(),
+            "the old time index is gone"
+        );
+        let log = txn.open_table(tables::LOG).expect("log");
+        for entry in redb::ReadableTable::iter(&log).expect("iter") {
+            let bytes = entry.expect("entry").1;
+            assert_eq!(bytes.value()[0], codec::EVENT_FORMAT);
+        }
+    }
 }
 
 #[tokio::test]
@@ -655,19 +776,7 @@ async fn column_blocks_count_users_ips_and_tokens_like_the_log() {
     // A store written before the columns existed gets them built at open.
     store.close();
     drop(store);
-    {
-        let db = redb::Database::open(dir.path().join(DB_FILE)).expect("opens");
-        let txn = db.begin_write().expect("write");
-        txn.delete_table(tables::COLUMN_TAIL).expect("drop");
-        txn.delete_table(tables::COLUMN_BLOCKS).expect("drop");
-        txn.delete_table(tables::VALUE_IDS).expect("drop");
-        txn.delete_table(tables::VALUE_NAMES).expect("drop");
-        let mut meta = txn.open_table(tables::META).expect("meta");
-        meta.remove(tables::META_COLUMNS_BUILT).expect("unbuilt");
-        meta.insert(tables::META_SCHEMA_VERSION, 2).expect("v2");
-        drop(meta);
-        txn.commit().expect("commit");
-    }
+    downgrade_to_v3(&dir.path().join(DB_FILE), true);
     let store = Store::open(dir.path(), WriterConfig::default()).expect("reopens");
     let report = store.snapshot().expect("snap").verify().expect("verifies");
     assert!(report.is_consistent(), "{report:?}");

@@ -19,7 +19,7 @@ use tokio::sync::mpsc::{self, error::SendTimeoutError};
 use tokio::sync::oneshot;
 
 use super::codec::{decode, encode};
-use super::columns::{ColumnState, ColumnWriter, Fields};
+use super::columns::{ColumnState, ColumnWriter, Fields, ValueRef};
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::Names;
@@ -259,7 +259,7 @@ impl WriterState {
         let mut all_ids = Vec::with_capacity(group.len());
         {
             let mut log = txn.open_table(LOG)?;
-            let mut times = txn.open_table(EVENT_TIMES)?;
+            let mut times = txn.open_table(TIMES)?;
             let mut dedup = txn.open_table(DEDUP)?;
             let mut token_table = txn.open_table(TOKENS)?;
             let mut token_ids = txn.open_table(TOKEN_IDS)?;
@@ -309,25 +309,18 @@ impl WriterState {
                             record.token = Some(stored.id);
                         }
                     }
+                    if let Some(user) = &event.user_id {
+                        record.user = Some(columns.number(job.tenant, ValueRef::User(user))?);
+                    }
                     counters.add(
                         job.tenant,
                         event.ts,
                         record.counter_fields(),
                         pending.get(ISSUED),
                     );
-                    log.insert((job.tenant, seq), encode(&record)?.as_slice())?;
-                    times.insert((job.tenant, event.ts, seq), ())?;
-                    columns.append(
-                        job.tenant,
-                        seq,
-                        Fields {
-                            ts: event.ts,
-                            outcome: event.outcome.code(),
-                            user: event.user_id.as_deref(),
-                            ip: event.ip,
-                            token: record.token,
-                        },
-                    )?;
+                    log.insert((job.tenant, seq), record.encode()?.as_slice())?;
+                    times.insert(time_key(job.tenant, event.ts, seq), ())?;
+                    columns.append(job.tenant, seq, Fields::of(&record))?;
                     ids.push(Some(seq));
                 }
                 all_ids.push(ids);
