@@ -218,6 +218,11 @@ impl ColumnBytes<'_> {
                 data.chunks_exact(2)
                     .map(|c| base.wrapping_add(u64::from(u16::from_le_bytes([c[0], c[1]])))),
             ),
+            3 => {
+                out.extend(data.chunks_exact(3).map(|c| {
+                    base.wrapping_add(u64::from(u32::from_le_bytes([c[0], c[1], c[2], 0])))
+                }))
+            }
             4 => out.extend(data.chunks_exact(4).map(|c| {
                 base.wrapping_add(u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]])))
             })),

@@ -355,13 +355,11 @@ pub(super) mod v3 {
     use super::*;
     use crate::store::records::Text;
 
+    /// The log: (tenant, seq) → [`Record`].
+    pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("log");
     /// The time index: (tenant, ts ms, seq), no value.
     pub const EVENT_TIMES: TableDefinition<(u32, u64, u64), ()> =
         TableDefinition::new("event_times");
-
-    /// Where an interrupted upgrade goes on: the (tenant, seq) of the next record.
-    const META_UPGRADE_TENANT: &str = "upgrade_next_tenant";
-    const META_UPGRADE_SEQ: &str = "upgrade_next_seq";
 
     /// An event record as versions 2 and 3 stored it (format byte 1): as
     /// [`EventRecord`], but with `ts` as a varint and the user id as text.
@@ -445,62 +443,57 @@ pub(super) mod v3 {
         }
     }
 
-    /// Rewrites every record in the current format, numbering users (a version 2 store
-    /// has no numbers yet; a version 3 store's columns already gave them), and moves
-    /// the time index to its new keys, a chunk of events per transaction. The last
-    /// chunk's transaction drops the old index and records the new version, so an
-    /// upgrade cut short resumes where it stopped, and a finished one never runs again.
+    /// Moves every record into the new log in the current format, numbering users (a
+    /// version 2 store has no numbers yet; a version 3 store's columns already gave
+    /// them), and builds the new time index, a chunk of events per transaction. Each
+    /// chunk leaves the old log in the transaction that writes it to the new one (whose
+    /// pages, written by appends, fill completely); the last one drops the old tables and
+    /// records the new version. So an upgrade cut short resumes where it stopped, and a
+    /// finished one never runs again.
     pub fn upgrade(db: &Database) -> Result<(), StoreError> {
         let total = db.begin_read()?.open_table(LOG)?.len()?;
         tracing::info!(
             events = total,
             "upgrading the store's records to schema version {SCHEMA_VERSION}"
         );
-        let mut rewritten = 0u64;
+        let mut moved = 0u64;
         loop {
             let txn = db.begin_write()?;
-            let (chunk, done) = rewrite_chunk(&txn, UPGRADE_CHUNK)?;
+            let (chunk, done) = move_chunk(&txn, UPGRADE_CHUNK)?;
             if done {
+                txn.delete_table(LOG)?;
                 txn.delete_table(EVENT_TIMES)?;
                 txn.open_table(META)?
                     .insert(META_SCHEMA_VERSION, SCHEMA_VERSION)?;
             }
             txn.commit()?;
-            rewritten += chunk;
+            moved += chunk;
             if done {
                 break;
             }
-            tracing::info!(rewritten, total, "upgrading the records");
+            tracing::info!(moved, total, "upgrading the records");
         }
-        tracing::info!(
-            rewritten,
-            "store upgraded to schema version {SCHEMA_VERSION}"
-        );
+        tracing::info!(moved, "store upgraded to schema version {SCHEMA_VERSION}");
         Ok(())
     }
 
-    /// Rewrites the next `chunk` records from the watermark on; returns how many, and
-    /// whether none are left.
-    pub(in crate::store) fn rewrite_chunk(
+    /// Moves the next `chunk` records of the old log, in (tenant, seq) order; returns how
+    /// many, and whether the old log is now empty.
+    pub(in crate::store) fn move_chunk(
         txn: &WriteTransaction,
         chunk: usize,
     ) -> Result<(u64, bool), StoreError> {
-        let mut meta = txn.open_table(META)?;
-        let start = match (
-            meta.get(META_UPGRADE_TENANT)?.map(|v| v.value()),
-            meta.get(META_UPGRADE_SEQ)?.map(|v| v.value()),
-        ) {
-            (Some(tenant), Some(seq)) => (tenant as u32, seq),
-            _ => (0, 0),
-        };
-        let mut log = txn.open_table(LOG)?;
-        let mut rows = Vec::with_capacity(chunk + 1);
-        for entry in log.range(start..)?.take(chunk + 1) {
+        let mut old_log = txn.open_table(LOG)?;
+        let mut rows = Vec::with_capacity(chunk);
+        for entry in old_log.iter()?.take(chunk) {
             let (key, bytes) = entry?;
             rows.push((key.value(), bytes.value().to_vec()));
         }
-        let next = (rows.len() > chunk).then(|| rows[chunk].0);
-        rows.truncate(chunk);
+        if let Some((last, _)) = rows.last() {
+            old_log.retain_in(..=*last, |_, _| false)?;
+        }
+        let done = old_log.is_empty()?;
+        let mut log = txn.open_table(super::LOG)?;
         let mut times = txn.open_table(TIMES)?;
         let mut state = ColumnState::default();
         let mut columns = ColumnWriter::open(txn, &mut state)?;
@@ -514,16 +507,6 @@ pub(super) mod v3 {
             log.insert((*tenant, *seq), record.encode()?.as_slice())?;
             times.insert(time_key(*tenant, record.ts, *seq), ())?;
         }
-        match next {
-            Some((tenant, seq)) => {
-                meta.insert(META_UPGRADE_TENANT, u64::from(tenant))?;
-                meta.insert(META_UPGRADE_SEQ, seq)?;
-            }
-            None => {
-                meta.remove(META_UPGRADE_TENANT)?;
-                meta.remove(META_UPGRADE_SEQ)?;
-            }
-        }
-        Ok((rows.len() as u64, next.is_none()))
+        Ok((rows.len() as u64, done))
     }
 }

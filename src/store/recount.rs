@@ -12,7 +12,7 @@ use super::lifetimes::LifetimeDeltas;
 use super::names::{self, Names};
 use super::read::Snapshot;
 use super::read::{token_named, TenantNumbers};
-use super::records::{EventRecord, RecordHead, TokenRecord};
+use super::records::{EventRecord, TokenRecord};
 use super::sketches::Deltas;
 use super::tables::*;
 use super::{Store, StoreError};
@@ -58,11 +58,13 @@ struct Recount {
 }
 
 /// Recomputes counters and token states from every event of `log`.
+/// `visit` sees each record (with its tenant and seq) before it is counted.
 fn recount_log(
     log: &impl ReadableTable<(u32, u64), &'static [u8]>,
     token_ids: &impl ReadableTable<(u32, u64), &'static str>,
     values: &impl ReadableTable<(u32, u8, u32), &'static [u8]>,
     names: &Names,
+    mut visit: impl FnMut(u32, u64, &EventRecord) -> Result<(), StoreError>,
 ) -> Result<Recount, StoreError> {
     let mut counters = CounterDeltas::default();
     let mut tokens: HashMap<(u32, u64), TokenState> = HashMap::new();
@@ -70,8 +72,9 @@ fn recount_log(
     let mut events = 0;
     for entry in log.iter()? {
         let (key, bytes) = entry?;
-        let (tenant, _) = key.value();
+        let (tenant, seq) = key.value();
         let record = EventRecord::decode(bytes.value())?;
+        visit(tenant, seq, &record)?;
         counters.add(
             tenant,
             record.ts,
@@ -103,16 +106,44 @@ impl Snapshot {
     /// Compares every stored aggregate with a recount of the log.
     pub fn verify(&self) -> Result<RecountReport, StoreError> {
         let token_ids = self.txn().open_table(TOKEN_IDS)?;
+        let log = self.txn().open_table(LOG)?;
+        let value_names = self.txn().open_table(VALUE_NAMES)?;
+        let mut report = RecountReport::default();
+        // The time index must list every logged event at its time, and nothing else; the
+        // column tables must hold every logged event's entry, in the log's order. Both
+        // are checked on the recount's one walk over the log.
+        let times = self.txn().open_table(TIMES)?;
+        let value_ids = self.txn().open_table(VALUE_IDS)?;
+        let (columned, short_blocks) = self.stored_entries()?;
+        report.column_mismatches += short_blocks;
+        // Both in (tenant, seq) order: walked side by side, so a lost entry counts once.
+        let mut columned = columned.into_iter().peekable();
         let expected = recount_log(
-            &self.txn().open_table(LOG)?,
+            &log,
             &token_ids,
-            &self.txn().open_table(VALUE_NAMES)?,
+            &value_names,
             self.names(),
+            |tenant, seq, record| {
+                if times.get(time_key(tenant, record.ts, seq))?.is_none() {
+                    report.index_mismatches += 1;
+                }
+                while columned
+                    .next_if(|(t, e)| (*t, e.seq) < (tenant, seq))
+                    .is_some()
+                {
+                    report.column_mismatches += 1; // an entry of no logged event
+                }
+                let stored = columned.next_if(|(t, e)| (*t, e.seq) == (tenant, seq));
+                let expected = self.expected_entry(&value_ids, tenant, seq, Fields::of(record))?;
+                if stored.map(|(_, e)| e) != expected || expected.is_none() {
+                    report.column_mismatches += 1;
+                }
+                Ok(())
+            },
         )?;
-        let mut report = RecountReport {
-            events: expected.events,
-            ..RecountReport::default()
-        };
+        report.column_mismatches += columned.count() as u64;
+        report.index_mismatches += times.len()?.abs_diff(log.len()?);
+        report.events = expected.events;
         let counters = self.txn().open_table(COUNTERS)?;
         let mut seen = 0u64;
         for entry in counters.iter()? {
@@ -178,37 +209,6 @@ impl Snapshot {
             .filter(|key| !expected_buckets.contains_key(key))
             .count() as u64;
 
-        // The time index must list every logged event at its time, and nothing else; the
-        // column tables must hold every logged event's entry, in the log's order.
-        let times = self.txn().open_table(TIMES)?;
-        let log = self.txn().open_table(LOG)?;
-        let value_ids = self.txn().open_table(VALUE_IDS)?;
-        let (columned, short_blocks) = self.stored_entries()?;
-        report.column_mismatches += short_blocks;
-        // Both in (tenant, seq) order: walked side by side, so a lost entry counts once.
-        let mut columned = columned.into_iter().peekable();
-        for entry in log.iter()? {
-            let (key, bytes) = entry?;
-            let (tenant, seq) = key.value();
-            let record = EventRecord::decode(bytes.value())?;
-            if times.get(time_key(tenant, record.ts, seq))?.is_none() {
-                report.index_mismatches += 1;
-            }
-            while columned
-                .next_if(|(t, e)| (*t, e.seq) < (tenant, seq))
-                .is_some()
-            {
-                report.column_mismatches += 1; // an entry of no logged event
-            }
-            let stored = columned.next_if(|(t, e)| (*t, e.seq) == (tenant, seq));
-            let expected = self.expected_entry(&value_ids, tenant, seq, Fields::of(&record))?;
-            if stored.map(|(_, e)| e) != expected || expected.is_none() {
-                report.column_mismatches += 1;
-            }
-        }
-        report.column_mismatches += columned.count() as u64;
-        report.index_mismatches += times.len()?.abs_diff(log.len()?);
-        let value_names = self.txn().open_table(VALUE_NAMES)?;
         for entry in value_ids.iter()? {
             let (key, id) = entry?;
             let (tenant, kind, bytes) = key.value();
@@ -237,12 +237,19 @@ impl Store {
         // slip in between the recount and the replacement.
         self.write(move |txn| {
             let names = names::snapshot(&shared);
+            let mut times = txn.open_table(TIMES)?;
+            times.retain(|_, _| false)?;
             let expected = recount_log(
                 &txn.open_table(LOG)?,
                 &txn.open_table(TOKEN_IDS)?,
                 &txn.open_table(VALUE_NAMES)?,
                 &names,
+                |tenant, seq, record| {
+                    times.insert(time_key(tenant, record.ts, seq), ())?;
+                    Ok(())
+                },
             )?;
+            drop(times);
             let watermark = txn
                 .open_table(META)?
                 .get(META_NEXT_SEQ)?
@@ -281,15 +288,6 @@ impl Store {
                 ids.insert((tenant, kind, bytes.value()), id)?;
             }
             drop(ids);
-            let mut times = txn.open_table(TIMES)?;
-            times.retain(|_, _| false)?;
-            for entry in txn.open_table(LOG)?.iter()? {
-                let (key, bytes) = entry?;
-                let (tenant, seq) = key.value();
-                let head = RecordHead::decode(bytes.value())?;
-                times.insert(time_key(tenant, head.ts, seq), ())?;
-            }
-            drop(times);
             txn.open_table(COLUMN_TAIL)?.retain(|_, _| false)?;
             txn.open_table(COLUMN_BLOCKS)?.retain(|_, _| false)?;
             super::columns::fold_log(txn, None, usize::MAX)?;

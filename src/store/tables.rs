@@ -31,7 +31,8 @@ pub const NAMES: TableDefinition<u32, &str> = TableDefinition::new("names");
 /// The append-only event log: (tenant, seq) → [`super::records::EventRecord`]. Keyed by
 /// the server's sequence number, so every insert lands at the end of its tenant's range
 /// and pages fill completely, whatever order the events' own times arrive in.
-pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("log");
+/// (Schema 3 and earlier named it `log`, with records of an older format.)
+pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("event_log");
 /// The log in time order: [`time_key`]s of (tenant, ts ms, seq), no value. Time ranges,
 /// listings and cursors walk it and fetch each record from [`LOG`].
 pub const TIMES: TableDefinition<u128, ()> = TableDefinition::new("times");

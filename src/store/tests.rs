@@ -336,16 +336,14 @@ fn downgrade_to_v3(path: &std::path::Path, v2: bool) {
     let db = redb::Database::open(path).expect("opens");
     let txn = db.begin_write().expect("write");
     {
-        let mut log = txn.open_table(tables::LOG).expect("log");
+        let log = txn.open_table(tables::LOG).expect("log");
+        let mut old_log = txn.open_table(v3::LOG).expect("v3 log");
         let mut old_times = txn.open_table(v3::EVENT_TIMES).expect("v3 index");
         let values = txn.open_table(tables::VALUE_NAMES).expect("values");
-        let mut rows = Vec::new();
         for entry in log.iter().expect("iter") {
             let (key, bytes) = entry.expect("entry");
-            rows.push((key.value(), bytes.value().to_vec()));
-        }
-        for ((tenant, seq), bytes) in rows {
-            let record = EventRecord::decode(&bytes).expect("decodes");
+            let (tenant, seq) = key.value();
+            let record = EventRecord::decode(bytes.value()).expect("decodes");
             let user_id = record
                 .user
                 .map(|id| read::user_named(&values, tenant, id).expect("named"));
@@ -353,9 +351,12 @@ fn downgrade_to_v3(path: &std::path::Path, v2: bool) {
                 .insert((tenant, record.ts, seq), ())
                 .expect("insert");
             let old = codec::encode(&v3::Record::from_current(record, user_id)).expect("encodes");
-            log.insert((tenant, seq), old.as_slice()).expect("insert");
+            old_log
+                .insert((tenant, seq), old.as_slice())
+                .expect("insert");
         }
     }
+    txn.delete_table(tables::LOG).expect("drop");
     txn.delete_table(tables::TIMES).expect("drop");
     if v2 {
         txn.delete_table(tables::COLUMN_TAIL).expect("drop");
@@ -520,15 +521,16 @@ async fn version_2_and_3_stores_get_their_records_rewritten_at_open_even_after_a
             // An upgrade cut short after a first chunk.
             let db = redb::Database::open(&path).expect("opens");
             let txn = db.begin_write().expect("write");
-            let (rewritten, done) = migrate::v3::rewrite_chunk(&txn, 7).expect("rewrites");
-            assert_eq!((rewritten, done), (7, false));
+            let (moved, done) = migrate::v3::move_chunk(&txn, 7).expect("moves");
+            assert_eq!((moved, done), (7, false));
             txn.commit().expect("commit");
         }
         let db = assert_upgraded(dir.path(), &before).await;
         let txn = redb::ReadableDatabase::begin_read(&db).expect("read");
         assert!(
-            txn.open_table(migrate::v3::EVENT_TIMES).is_err(),
-            "the old time index is gone"
+            txn.open_table(migrate::v3::EVENT_TIMES).is_err()
+                && txn.open_table(migrate::v3::LOG).is_err(),
+            "the old log and time index are gone"
         );
         let log = txn.open_table(tables::LOG).expect("log");
         for entry in redb::ReadableTable::iter(&log).expect("iter") {
@@ -836,4 +838,38 @@ async fn pages_of_one_users_or_tokens_events_walk_them_all_newest_first() {
         }
         assert_eq!(listed, expected, "{filter:?}");
     }
+}
+
+#[tokio::test]
+async fn a_lost_time_index_entry_is_found_by_verify_and_restored_by_rebuild() {
+    let (_dir, store) = open();
+    let events: Vec<Event> = (0..30u64)
+        .map(|i| ev("join.access", NOW - i * 60_000))
+        .collect();
+    store.ingest(1, NOW, events).await.expect("ingests");
+    let listed = |store: &Store| {
+        let filter = EventFilter {
+            from: 0,
+            to: u64::MAX,
+            ..EventFilter::default()
+        };
+        let snap = store.snapshot().expect("snap");
+        let page = snap.events_page(1, &filter, None, 100).expect("lists");
+        page.events.len()
+    };
+    assert_eq!(listed(&store), 30);
+    store
+        .write(|txn| {
+            txn.open_table(tables::TIMES)?
+                .remove(tables::time_key(1, NOW - 5 * 60_000, 6))?;
+            Ok(())
+        })
+        .await
+        .expect("writes");
+    assert_eq!(listed(&store), 29);
+    let before = store.rebuild().await.expect("rebuilds");
+    assert!(before.index_mismatches > 0, "{before:?}");
+    let report = store.snapshot().expect("snap").verify().expect("verifies");
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!(listed(&store), 30);
 }
