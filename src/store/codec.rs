@@ -1,4 +1,5 @@
-//! Versioned value encoding: one format byte, then bincode 2 (serde, standard config).
+//! Versioned value encoding: one format byte, then bincode 2 (serde, standard config);
+//! event records, the bulk of the store, have their own layout (`event_format`).
 //!
 //! Decoding is bounded (a length prefix cannot make us allocate more than the record could
 //! hold) and a record that fails to decode is reported as corruption, never a panic.
@@ -10,38 +11,23 @@ use super::StoreError;
 
 /// The format byte written in front of every record but event records.
 pub const FORMAT_V1: u8 = 1;
-/// The format byte of event records since schema 4 (see `records::EventRecord`); schema 3
-/// and earlier wrote them as [`FORMAT_V1`], with the user's id as text.
+/// The format byte of event records since schema 4, whose bytes `event_format` lays out
+/// by hand; schema 3 and earlier wrote them as bincode behind [`FORMAT_V1`].
 pub const EVENT_FORMAT: u8 = 2;
 /// Largest record we will ever decode.
 const MAX_RECORD: usize = 1 << 20;
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    encode_as(FORMAT_V1, value)
-}
-
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
-    decode_as(FORMAT_V1, bytes, what)
-}
-
-/// `value` behind format byte `format`.
-pub fn encode_as<T: Serialize>(format: u8, value: &T) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![format];
+    let mut out = vec![FORMAT_V1];
     let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
         .map_err(|e| StoreError::Corrupt(format!("encoding a record: {e}")))?;
     out.extend_from_slice(&body);
     Ok(out)
 }
 
-/// A value written by [`encode_as`] with format byte `format`; any other format is
-/// corruption.
-pub fn decode_as<T: DeserializeOwned>(
-    format: u8,
-    bytes: &[u8],
-    what: &str,
-) -> Result<T, StoreError> {
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((found, body)) if *found == format => {
+        Some((&FORMAT_V1, body)) => {
             let config = bincode::config::standard().with_limit::<MAX_RECORD>();
             bincode::serde::decode_from_slice(body, config)
                 .map(|(value, _)| value)

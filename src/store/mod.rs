@@ -8,6 +8,7 @@ pub mod codec;
 pub mod columns;
 mod counters;
 mod error;
+mod event_format;
 mod lifetimes;
 mod migrate;
 pub mod names;

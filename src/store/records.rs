@@ -4,7 +4,6 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::{decode_as, encode_as, EVENT_FORMAT};
 use super::names::{Names, PendingNames};
 use super::StoreError;
 use crate::model::{Event, EventType, Outcome};
@@ -53,17 +52,15 @@ pub struct SessionRecord {
     pub expires_at: u64,
 }
 
-/// An event as stored in the log (the value of [`super::tables::LOG`]), behind format
-/// byte [`EVENT_FORMAT`]. Repeated strings are interned (see `names`); the token and the
-/// user id are stored as their per-tenant numbers; `ts` takes six bytes, and other times
-/// are stored as their difference to `ts`, which is small in real traffic and makes a
-/// short varint.
+/// An event as stored in the log (the value of [`super::tables::LOG`]), in the layout of
+/// `event_format`. Repeated strings are interned (see `names`); the token and the user id
+/// are stored as their per-tenant numbers; times other than `ts` are stored as their
+/// difference to `ts`, which is small in real traffic and makes a short varint.
 ///
-/// Field order is part of the format: the first five fields are also read alone, as a
-/// [`RecordHead`], to filter without decoding whole records.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The first five fields are also read alone, as a [`RecordHead`], to filter without
+/// decoding whole records.
+#[derive(Debug, Clone)]
 pub struct EventRecord {
-    #[serde(with = "ts48")]
     pub ts: u64,
     /// `received_at − ts`, wrapping (see [`delta`]).
     pub received_delta: i64,
@@ -91,9 +88,8 @@ pub struct EventRecord {
 }
 
 /// The leading fields of an [`EventRecord`], decodable from its bytes alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordHead {
-    #[serde(with = "ts48")]
     pub ts: u64,
     pub received_delta: i64,
     pub type_id: u32,
@@ -112,30 +108,6 @@ pub fn undelta(delta: i64, ts: u64) -> u64 {
     ts.wrapping_add(delta as u64)
 }
 
-/// Times as six big-endian bytes (milliseconds up to the year 10889; ingest accepts
-/// none later than a few minutes from now) instead of the nine a varint takes for them.
-mod ts48 {
-    use serde::de::Deserializer;
-    use serde::ser::{Error, Serializer};
-    use serde::{Deserialize, Serialize};
-
-    pub fn serialize<S: Serializer>(ts: &u64, serializer: S) -> Result<S::Ok, S::Error> {
-        if *ts >> 48 != 0 {
-            return Err(S::Error::custom(format!("time {ts} does not fit 48 bits")));
-        }
-        let mut six = [0u8; 6];
-        six.copy_from_slice(&ts.to_be_bytes()[2..]);
-        six.serialize(serializer)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-        let six = <[u8; 6]>::deserialize(deserializer)?;
-        let mut eight = [0u8; 8];
-        eight[2..].copy_from_slice(&six);
-        Ok(u64::from_be_bytes(eight))
-    }
-}
-
 impl RecordHead {
     pub fn received_at(&self) -> u64 {
         undelta(self.received_delta, self.ts)
@@ -143,7 +115,7 @@ impl RecordHead {
 
     /// The head of an encoded [`EventRecord`].
     pub fn decode(bytes: &[u8]) -> Result<RecordHead, StoreError> {
-        decode_as(EVENT_FORMAT, bytes, "event")
+        super::event_format::decode_head(bytes)
     }
 }
 
@@ -265,11 +237,11 @@ impl EventRecord {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        encode_as(EVENT_FORMAT, self)
+        super::event_format::encode(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<EventRecord, StoreError> {
-        decode_as(EVENT_FORMAT, bytes, "event")
+        super::event_format::decode(bytes)
     }
 
     pub fn counter_fields(&self) -> CounterFields {
@@ -366,7 +338,7 @@ mod tests {
             record.user = Some(70_000);
             record.token = Some(5);
             let bytes = record.encode().expect("encodes");
-            assert_eq!(bytes[0], EVENT_FORMAT);
+            assert_eq!(bytes[0], crate::store::codec::EVENT_FORMAT);
             // Format byte, then the six bytes of `ts`.
             assert_eq!(bytes[1..7], ts.to_be_bytes()[2..]);
             let back = EventRecord::decode(&bytes).expect("decodes");
@@ -384,7 +356,7 @@ mod tests {
         let record = EventRecord::with_names(&event, 0, false, |t, _| names.id(t)).expect("ok");
         assert!(record.encode().is_err(), "a time beyond 48 bits is refused");
         // A record of the older format is not mistaken for one of this format.
-        let old = crate::store::codec::encode(&record.ts).expect("encodes");
+        let old = crate::store::codec::encode(&(record.ts, 0u8)).expect("encodes");
         assert!(EventRecord::decode(&old).is_err());
     }
 
