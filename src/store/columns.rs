@@ -539,6 +539,9 @@ struct Tally {
 
 const DENSE_MAX: u64 = 1 << 24;
 
+/// A tenant with blocks spanning this many blocks' worth of seqs is ranked on two threads.
+const PARALLEL_BLOCKS: u64 = 64;
+
 impl Tally {
     fn add(&mut self, id: u64, failure: bool) {
         self.add_all(&[(id, failure)]);
@@ -572,6 +575,27 @@ impl Tally {
                     slot.1 += u64::from(failure);
                 }
             }
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    fn merge(&mut self, mut other: Tally) {
+        if self.added + other.added >= u64::from(u32::MAX) {
+            self.widen();
+            other.widen();
+        }
+        self.added += other.added;
+        if other.dense.len() > self.dense.len() {
+            std::mem::swap(&mut self.dense, &mut other.dense);
+        }
+        for (slot, [count, failures]) in self.dense.iter_mut().zip(other.dense) {
+            slot[0] += count;
+            slot[1] += failures;
+        }
+        for (id, (count, failures)) in other.wide {
+            let slot = self.wide.entry(id).or_default();
+            slot.0 += count;
+            slot.1 += failures;
         }
     }
 
@@ -613,10 +637,22 @@ impl Snapshot {
         tenant: u32,
         from_hour: u32,
         to_hour: u32,
+        visit: impl FnMut(&BlockView<'_>) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.for_each_block_in(tenant, 0..=u64::MAX, from_hour, to_hour, visit)
+    }
+
+    /// [`Self::for_each_block`] for the blocks whose first seq is in `firsts`.
+    fn for_each_block_in(
+        &self,
+        tenant: u32,
+        firsts: std::ops::RangeInclusive<u64>,
+        from_hour: u32,
+        to_hour: u32,
         mut visit: impl FnMut(&BlockView<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
-        for block in blocks.range((tenant, 0)..=(tenant, u64::MAX))? {
+        for block in blocks.range((tenant, *firsts.start())..=(tenant, *firsts.end()))? {
             let (key, bytes) = block?;
             let view = BlockView::parse(key.value().1, bytes.value())?;
             if view.max_hour >= from_hour && view.min_hour < to_hour {
@@ -651,11 +687,65 @@ impl Snapshot {
         to_hour: u32,
         outcome: Option<u8>,
     ) -> Result<Vec<(u64, u64, u64)>, StoreError> {
+        let failure = Outcome::Failure.code();
+        let count = |firsts| self.count_blocks(tenant, firsts, column, from_hour, to_hour, outcome);
+        // Many blocks are counted on two threads, each taking half of the seqs.
+        let (first, last) = self.block_bounds(tenant)?;
+        let mut tally = if last - first >= PARALLEL_BLOCKS * BLOCK as u64 {
+            let middle = first + (last - first) / 2;
+            std::thread::scope(|scope| {
+                let upper = scope.spawn(|| count(middle + 1..=u64::MAX));
+                let mut tally = count(0..=middle)?;
+                let upper = upper
+                    .join()
+                    .map_err(|_| StoreError::Corrupt("a ranking thread failed".into()))??;
+                tally.merge(upper);
+                Ok::<_, StoreError>(tally)
+            })?
+        } else {
+            count(0..=u64::MAX)?
+        };
+        self.for_each_tail_entry(tenant, |e| {
+            let id = column.of(&e);
+            if id != 0
+                && (from_hour..to_hour).contains(&e.hour)
+                && outcome.is_none_or(|o| o == e.outcome)
+            {
+                tally.add(id, e.outcome == failure);
+            }
+        })?;
+        Ok(tally.into_counts())
+    }
+
+    /// The first seqs of `tenant`'s first and last blocks ((0, 0) when it has none).
+    fn block_bounds(&self, tenant: u32) -> Result<(u64, u64), StoreError> {
+        let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
+        let mut range = blocks.range((tenant, 0)..=(tenant, u64::MAX))?;
+        let first = range.next().transpose()?.map(|(key, _)| key.value().1);
+        let last = range.next_back().transpose()?.map(|(key, _)| key.value().1);
+        Ok(match (first, last) {
+            (Some(first), Some(last)) => (first, last),
+            (Some(first), None) => (first, first),
+            _ => (0, 0),
+        })
+    }
+
+    /// The counts of `column` over the blocks whose first seq is in `firsts` (see
+    /// [`Self::column_counts`]).
+    fn count_blocks(
+        &self,
+        tenant: u32,
+        firsts: std::ops::RangeInclusive<u64>,
+        column: Column,
+        from_hour: u32,
+        to_hour: u32,
+        outcome: Option<u8>,
+    ) -> Result<Tally, StoreError> {
         let position = column.position();
         let failure = u64::from(Outcome::Failure.code());
         let mut tally = Tally::default();
         let (mut hours, mut values, mut wanted) = (Vec::new(), Vec::new(), Vec::new());
-        self.for_each_block(tenant, from_hour, to_hour, |view| {
+        self.for_each_block_in(tenant, firsts, from_hour, to_hour, |view| {
             view.columns[HOUR_OUTCOME].decode_into(view.len, &mut hours);
             view.columns[position].decode_into(view.len, &mut values);
             // Hour offsets within the block that are in the range.
@@ -677,16 +767,7 @@ impl Snapshot {
             tally.add_all(&wanted);
             Ok(())
         })?;
-        self.for_each_tail_entry(tenant, |e| {
-            let id = column.of(&e);
-            if id != 0
-                && (from_hour..to_hour).contains(&e.hour)
-                && outcome.is_none_or(|o| o == e.outcome)
-            {
-                tally.add(id, u64::from(e.outcome) == failure);
-            }
-        })?;
-        Ok(tally.into_counts())
+        Ok(tally)
     }
 
     /// The user id or IP address (as text) numbered `id` of `kind` in `tenant`.
@@ -874,5 +955,60 @@ mod tests {
         let mut wide = bytes;
         wide[13] = 9;
         assert!(BlockView::parse(3, &wide).is_err());
+    }
+
+    fn sorted(tally: Tally) -> Vec<(u64, u64, u64)> {
+        let mut counts = tally.into_counts();
+        counts.sort();
+        counts
+    }
+
+    #[test]
+    fn tallies_merge_and_widen_to_the_same_counts() {
+        let pairs = |seed: u64| -> Vec<(u64, bool)> {
+            (0..500u64)
+                .map(|i| {
+                    let id = (i * 7919 + seed) % 300;
+                    // A few numbers beyond the dense range go to the map.
+                    let id = if i % 50 == 0 { DENSE_MAX + id } else { id + 1 };
+                    (id, (i + seed) % 3 == 0)
+                })
+                .collect()
+        };
+        let (a, b) = (pairs(1), pairs(2));
+        let mut whole = Tally::default();
+        whole.add_all(&a);
+        whole.add_all(&b);
+        let want = sorted(whole);
+        let brute = {
+            let mut counts: HashMap<u64, (u64, u64)> = HashMap::new();
+            for &(id, failure) in a.iter().chain(&b) {
+                let slot = counts.entry(id).or_default();
+                slot.0 += 1;
+                slot.1 += u64::from(failure);
+            }
+            let mut counts: Vec<_> = counts.into_iter().map(|(id, (c, f))| (id, c, f)).collect();
+            counts.sort();
+            counts
+        };
+        assert_eq!(want, brute);
+        for widen_first in [false, true] {
+            let (mut left, mut right) = (Tally::default(), Tally::default());
+            left.add_all(&a);
+            right.add_all(&b);
+            if widen_first {
+                // As if billions of events had been counted: the merge must widen first.
+                left.added = u64::from(u32::MAX) - 10;
+            }
+            left.merge(right);
+            assert_eq!(sorted(left), want, "widened first: {widen_first}");
+        }
+        // Counting past the u32 limit widens on the way.
+        let mut near = Tally::default();
+        near.add_all(&a);
+        near.added = u64::from(u32::MAX) - 1;
+        near.add_all(&b);
+        assert_eq!(near.added, b.len() as u64, "widened before counting on");
+        assert_eq!(sorted(near), want);
     }
 }

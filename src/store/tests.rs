@@ -873,3 +873,21 @@ async fn a_lost_time_index_entry_is_found_by_verify_and_restored_by_rebuild() {
     assert!(report.is_consistent(), "{report:?}");
     assert_eq!(listed(&store), 30);
 }
+
+#[tokio::test]
+async fn a_large_tenant_is_ranked_on_two_threads_to_the_same_counts() {
+    let (_dir, store) = open();
+    // Enough blocks for the two-thread count, and a second tenant's events in between.
+    let events = columned_events(70 * columns::BLOCK as u64 * 2);
+    for chunk in events.chunks(2_000) {
+        for tenant in [1, 2] {
+            let mine: Vec<Event> = chunk
+                .iter()
+                .filter(|(t, _)| *t == tenant)
+                .map(|(_, e)| e.clone())
+                .collect();
+            store.ingest(tenant, NOW, mine).await.expect("ingests");
+        }
+    }
+    assert_columns_match(&store, &events);
+}
