@@ -732,11 +732,10 @@ fn assert_columns_match(store: &Store, events: &[(u32, Event)]) {
     }
 }
 
-#[tokio::test]
-async fn column_blocks_count_users_ips_and_tokens_like_the_log() {
-    let (dir, store) = open();
-    let events = columned_events(3 * columns::BLOCK as u64 + 123);
-    for chunk in events.chunks(101) {
+/// Ingests `events` in requests of up to `chunk` events, each tenant's part of a chunk
+/// in its own request.
+async fn ingest_by_tenant(store: &Store, events: &[(u32, Event)], chunk: usize) {
+    for chunk in events.chunks(chunk) {
         for tenant in [1, 2] {
             let mine: Vec<Event> = chunk
                 .iter()
@@ -746,6 +745,13 @@ async fn column_blocks_count_users_ips_and_tokens_like_the_log() {
             store.ingest(tenant, NOW, mine).await.expect("ingests");
         }
     }
+}
+
+#[tokio::test]
+async fn column_blocks_count_users_ips_and_tokens_like_the_log() {
+    let (dir, store) = open();
+    let events = columned_events(3 * columns::BLOCK as u64 + 123);
+    ingest_by_tenant(&store, &events, 101).await;
     let snap = store.snapshot().expect("snap");
     let report = snap.verify().expect("verifies");
     assert!(report.is_consistent(), "{report:?}");
@@ -879,15 +885,6 @@ async fn a_large_tenant_is_ranked_on_two_threads_to_the_same_counts() {
     let (_dir, store) = open();
     // Enough blocks for the two-thread count, and a second tenant's events in between.
     let events = columned_events(70 * columns::BLOCK as u64 * 2);
-    for chunk in events.chunks(2_000) {
-        for tenant in [1, 2] {
-            let mine: Vec<Event> = chunk
-                .iter()
-                .filter(|(t, _)| *t == tenant)
-                .map(|(_, e)| e.clone())
-                .collect();
-            store.ingest(tenant, NOW, mine).await.expect("ingests");
-        }
-    }
+    ingest_by_tenant(&store, &events, 2_000).await;
     assert_columns_match(&store, &events);
 }
