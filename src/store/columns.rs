@@ -205,6 +205,21 @@ struct ColumnBytes<'a> {
 }
 
 impl ColumnBytes<'_> {
+    /// Whether the column holds `value`, read from its bytes without decoding them.
+    fn contains(&self, value: u64) -> bool {
+        let Some(offset) = value.checked_sub(self.base) else {
+            return false;
+        };
+        if self.width < 8 && offset >> (8 * self.width) != 0 {
+            return false;
+        }
+        if self.width == 0 {
+            return true;
+        }
+        let wanted = &offset.to_le_bytes()[..self.width];
+        self.data.chunks_exact(self.width).any(|c| c == wanted)
+    }
+
     /// Every value of the column, into `out` (cleared first). The common widths get
     /// their own loops: this is the inner loop of every ranking.
     fn decode_into(&self, len: usize, out: &mut Vec<u64>) {
@@ -630,19 +645,8 @@ impl Tally {
 }
 
 impl Snapshot {
-    /// Calls `visit` with every sealed block of `tenant` that holds an event of hours
-    /// `[from_hour, to_hour)`, in seq order.
-    fn for_each_block(
-        &self,
-        tenant: u32,
-        from_hour: u32,
-        to_hour: u32,
-        visit: impl FnMut(&BlockView<'_>) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.for_each_block_in(tenant, 0..=u64::MAX, from_hour, to_hour, visit)
-    }
-
-    /// [`Self::for_each_block`] for the blocks whose first seq is in `firsts`.
+    /// Calls `visit` with every sealed block of `tenant` whose first seq is in `firsts`
+    /// and that holds an event of hours `[from_hour, to_hour)`, in seq order.
     fn for_each_block_in(
         &self,
         tenant: u32,
@@ -689,22 +693,10 @@ impl Snapshot {
     ) -> Result<Vec<(u64, u64, u64)>, StoreError> {
         let failure = Outcome::Failure.code();
         let count = |firsts| self.count_blocks(tenant, firsts, column, from_hour, to_hour, outcome);
-        // Many blocks are counted on two threads, each taking half of the seqs.
-        let (first, last) = self.block_bounds(tenant)?;
-        let mut tally = if last - first >= PARALLEL_BLOCKS * BLOCK as u64 {
-            let middle = first + (last - first) / 2;
-            std::thread::scope(|scope| {
-                let upper = scope.spawn(|| count(middle + 1..=u64::MAX));
-                let mut tally = count(0..=middle)?;
-                let upper = upper
-                    .join()
-                    .map_err(|_| StoreError::Corrupt("a ranking thread failed".into()))??;
-                tally.merge(upper);
-                Ok::<_, StoreError>(tally)
-            })?
-        } else {
-            count(0..=u64::MAX)?
-        };
+        let mut tally = self.on_halves(tenant, count, |mut lower, upper| {
+            lower.merge(upper);
+            lower
+        })?;
         self.for_each_tail_entry(tenant, |e| {
             let id = column.of(&e);
             if id != 0
@@ -715,6 +707,30 @@ impl Snapshot {
             }
         })?;
         Ok(tally.into_counts())
+    }
+
+    /// `work` over all of `tenant`'s blocks, given as a range of their first seqs: for a
+    /// tenant of many blocks, on two threads, each taking half of the seqs, the upper
+    /// half's result joined to the lower's by `join`.
+    fn on_halves<T: Send>(
+        &self,
+        tenant: u32,
+        work: impl Fn(std::ops::RangeInclusive<u64>) -> Result<T, StoreError> + Sync,
+        join: impl FnOnce(T, T) -> T,
+    ) -> Result<T, StoreError> {
+        let (first, last) = self.block_bounds(tenant)?;
+        if last - first < PARALLEL_BLOCKS * BLOCK as u64 {
+            return work(0..=u64::MAX);
+        }
+        let middle = first + (last - first) / 2;
+        std::thread::scope(|scope| {
+            let upper = scope.spawn(|| work(middle + 1..=u64::MAX));
+            let lower = work(0..=middle)?;
+            let upper = upper
+                .join()
+                .map_err(|_| StoreError::Corrupt("a column thread failed".into()))??;
+            Ok(join(lower, upper))
+        })
     }
 
     /// The first seqs of `tenant`'s first and last blocks ((0, 0) when it has none).
@@ -789,8 +805,8 @@ impl Snapshot {
             .ok_or_else(|| StoreError::Corrupt(format!("IP number {id} is malformed")))
     }
 
-    /// The seqs of `tenant`'s events in hours `[from_hour, to_hour)` whose `column`
-    /// holds number `id`, ascending.
+    /// The (hour, seq) of each of `tenant`'s events in hours `[from_hour, to_hour)` whose
+    /// `column` holds number `id`, in seq order.
     pub fn seqs_with(
         &self,
         tenant: u32,
@@ -798,24 +814,44 @@ impl Snapshot {
         id: u64,
         from_hour: u32,
         to_hour: u32,
-    ) -> Result<Vec<u64>, StoreError> {
+    ) -> Result<Vec<(u32, u64)>, StoreError> {
         let position = column.position();
-        let wanted = |e: &Entry| column.of(e) == id && (from_hour..to_hour).contains(&e.hour);
-        let mut seqs = Vec::new();
-        let mut values = Vec::new();
-        self.for_each_block(tenant, from_hour, to_hour, |view| {
-            view.columns[position].decode_into(view.len, &mut values);
-            if values.contains(&id) {
-                seqs.extend(view.entries()?.iter().filter(|e| wanted(e)).map(|e| e.seq));
-            }
-            Ok(())
+        let hours = from_hour..to_hour;
+        let search = |firsts| {
+            let mut found = Vec::new();
+            let (mut values, mut gaps, mut hour_outcomes) = (Vec::new(), Vec::new(), Vec::new());
+            self.for_each_block_in(tenant, firsts, from_hour, to_hour, |view| {
+                if !view.columns[position].contains(id) {
+                    return Ok(());
+                }
+                view.columns[position].decode_into(view.len, &mut values);
+                view.columns[SEQ_GAP].decode_into(view.len, &mut gaps);
+                view.columns[HOUR_OUTCOME].decode_into(view.len, &mut hour_outcomes);
+                let mut seq = view.first_seq;
+                for (i, (&value, &hour_outcome)) in values.iter().zip(&hour_outcomes).enumerate() {
+                    if i > 0 {
+                        seq = seq.checked_add(gaps[i]).ok_or(corrupt("seq"))?;
+                    }
+                    let hour = u64::from(view.min_hour) + (hour_outcome >> OUTCOME_BITS);
+                    let hour = u32::try_from(hour).map_err(|_| corrupt("hour"))?;
+                    if value == id && hours.contains(&hour) {
+                        found.push((hour, seq));
+                    }
+                }
+                Ok(())
+            })?;
+            Ok(found)
+        };
+        let mut found = self.on_halves(tenant, search, |mut lower, upper| {
+            lower.extend(upper);
+            lower
         })?;
         self.for_each_tail_entry(tenant, |e| {
-            if wanted(&e) {
-                seqs.push(e.seq);
+            if column.of(&e) == id && hours.contains(&e.hour) {
+                found.push((e.hour, e.seq));
             }
         })?;
-        Ok(seqs)
+        Ok(found)
     }
 
     /// The number `tenant` gave to user id or IP `value`, if it has one.
@@ -925,6 +961,14 @@ mod tests {
             let bytes = encode_block(&entries);
             let view = BlockView::parse(entries[0].seq, &bytes).expect("parses");
             assert_eq!(view.entries().expect("decodes"), entries);
+            for column in [Column::User, Column::Ip, Column::Token] {
+                let bytes = view.columns[column.position()];
+                let values: Vec<u64> = entries.iter().map(|e| column.of(e)).collect();
+                assert!(values.iter().all(|v| bytes.contains(*v)));
+                for absent in [0, 1, 2, 1 << 20, u64::MAX - 1, u64::MAX] {
+                    assert_eq!(bytes.contains(absent), values.contains(&absent), "{absent}");
+                }
+            }
         }
     }
 

@@ -386,7 +386,7 @@ impl Snapshot {
     ) -> Result<(), StoreError> {
         let (log, tokens) = (self.txn.open_table(LOG)?, self.number_tables()?);
         let hours = (hour_of(from), hour_of(to.saturating_sub(1)) + 1);
-        for seq in self.seqs_with(tenant, column, number, hours.0, hours.1)? {
+        for (_, seq) in self.seqs_with(tenant, column, number, hours.0, hours.1)? {
             let stored =
                 self.decode_event(&tokens, tenant, seq, logged(&log, tenant, seq)?.value())?;
             if (from..to).contains(&stored.event.ts) {
@@ -427,36 +427,44 @@ impl Snapshot {
         Ok(Some(number.map(|n| (value.0, u64::from(n)))))
     }
 
-    /// A newest-first page of the events among `seqs` that match `filter`, older than
-    /// `before` when given.
+    /// A newest-first page of the events among `found` ((hour, seq) pairs) that match
+    /// `filter`, older than `before` when given. Hours order the events but within an
+    /// hour, so heads are read one hour at a time, newest hour first, until the page is
+    /// full.
     fn page_of(
         &self,
         tenant: u32,
         filter: &EventFilter,
-        seqs: Vec<u64>,
+        mut found: Vec<(u32, u64)>,
         before: Option<(u64, u64)>,
         limit: usize,
     ) -> Result<EventPage, StoreError> {
         let (log, tokens) = (self.txn.open_table(LOG)?, self.number_tables()?);
-        let mut candidates = Vec::with_capacity(seqs.len());
-        for seq in seqs {
-            let head = RecordHead::decode(logged(&log, tenant, seq)?.value())?;
-            let place = (head.ts, seq);
-            if (filter.from..filter.to).contains(&head.ts) && before.is_none_or(|b| place < b) {
-                candidates.push(place);
-            }
-        }
-        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        let last_hour = before.map_or(u32::MAX, |(ts, _)| hour_of(ts));
+        found.retain(|(hour, _)| *hour <= last_hour);
+        found.sort_unstable_by(|a, b| b.cmp(a));
         let mut events: Vec<StoredEvent> = Vec::new();
-        for (_, seq) in candidates {
-            let stored =
-                self.decode_event(&tokens, tenant, seq, logged(&log, tenant, seq)?.value())?;
-            if filter.matches(&stored.event) {
-                if let Some(last) = events.last().filter(|_| events.len() == limit) {
-                    let next = Some((last.event.ts, last.seq));
-                    return Ok(EventPage { events, next });
+        let mut hour_places = Vec::new();
+        for hour in found.chunk_by(|a, b| a.0 == b.0) {
+            hour_places.clear();
+            for &(_, seq) in hour {
+                let head = RecordHead::decode(logged(&log, tenant, seq)?.value())?;
+                let place = (head.ts, seq);
+                if (filter.from..filter.to).contains(&head.ts) && before.is_none_or(|b| place < b) {
+                    hour_places.push(place);
                 }
-                events.push(stored);
+            }
+            hour_places.sort_unstable_by(|a, b| b.cmp(a));
+            for &(_, seq) in &hour_places {
+                let stored =
+                    self.decode_event(&tokens, tenant, seq, logged(&log, tenant, seq)?.value())?;
+                if filter.matches(&stored.event) {
+                    if let Some(last) = events.last().filter(|_| events.len() == limit) {
+                        let next = Some((last.event.ts, last.seq));
+                        return Ok(EventPage { events, next });
+                    }
+                    events.push(stored);
+                }
             }
         }
         Ok(EventPage { events, next: None })
