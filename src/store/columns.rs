@@ -4,14 +4,16 @@
 //!
 //! Users and IPs get per-tenant numbers, dense from 1 ([`VALUE_IDS`], [`VALUE_NAMES`]);
 //! tokens already have numbers. Log records name their user by this number too, so user
-//! numbers are never reassigned; IP numbers only the columns use. A tenant's newest events sit in [`COLUMN_TAIL`], one row
-//! each; every [`BLOCK`] of them are sealed, in the same transaction, into one
-//! [`COLUMN_BLOCKS`] value that stores each column frame-of-reference encoded (its
-//! minimum, then each value's difference to it in the fewest whole bytes that hold the
-//! largest). Blocks follow the tenant's log in seq order, so their layout is a function
-//! of the log (and the IPs' numbers) alone: `verify` recomputes it, `rebuild` rewrites it.
+//! numbers are never reassigned; IP numbers only the columns use. A tenant's newest events
+//! sit in [`COLUMN_TAIL`], one row each; every [`BLOCK`] of them are sealed, in the same
+//! transaction, into one [`COLUMN_BLOCKS`] value that stores each column
+//! frame-of-reference encoded (its minimum, then each value's difference to it in the
+//! fewest whole bytes that hold the largest). Blocks follow the tenant's log in seq order,
+//! so their layout is a function of the log (and the IPs' numbers) alone: `verify`
+//! recomputes it, `rebuild` rewrites it.
 //!
-//! Everything here is derived data, written in the same transaction as the log append.
+//! Everything here is written in the same transaction as the log append; all but the
+//! user numbers is derived data.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -322,25 +324,42 @@ impl<'a> BlockView<'a> {
     /// Every entry, in seq order.
     pub fn entries(&self) -> Result<Vec<Entry>, StoreError> {
         let mut cols: [Vec<u64>; COLUMNS] = Default::default();
-        for (column, out) in self.columns.iter().zip(&mut cols) {
-            column.decode_into(self.len, out);
+        for column in [HOUR_OUTCOME, USER, IP, TOKEN] {
+            self.columns[column].decode_into(self.len, &mut cols[column]);
         }
-        let mut seq = self.first_seq;
-        (0..self.len)
-            .map(|i| {
-                if i > 0 {
-                    seq = seq.checked_add(cols[SEQ_GAP][i]).ok_or(corrupt("seq"))?;
-                }
-                let hour_outcome = cols[HOUR_OUTCOME][i];
-                let narrow = |v: u64| u32::try_from(v).map_err(|_| corrupt("value too wide"));
+        let narrow = |v: u64| u32::try_from(v).map_err(|_| corrupt("value too wide"));
+        self.seqs_and_hours()?
+            .into_iter()
+            .enumerate()
+            .map(|(i, (seq, hour))| {
                 Ok(Entry {
                     seq,
-                    hour: narrow((hour_outcome >> OUTCOME_BITS) + u64::from(self.min_hour))?,
-                    outcome: (hour_outcome & 0b111) as u8,
+                    hour,
+                    outcome: (cols[HOUR_OUTCOME][i] & 0b111) as u8,
                     user: narrow(cols[USER][i])?,
                     ip: narrow(cols[IP][i])?,
                     token: cols[TOKEN][i],
                 })
+            })
+            .collect()
+    }
+
+    /// The seq and hour of every entry, in seq order (the other columns left encoded).
+    fn seqs_and_hours(&self) -> Result<Vec<(u64, u32)>, StoreError> {
+        let (mut gaps, mut hour_outcomes) = (Vec::new(), Vec::new());
+        self.columns[SEQ_GAP].decode_into(self.len, &mut gaps);
+        self.columns[HOUR_OUTCOME].decode_into(self.len, &mut hour_outcomes);
+        let mut seq = self.first_seq;
+        gaps.iter()
+            .zip(&hour_outcomes)
+            .enumerate()
+            .map(|(i, (&gap, &hour_outcome))| {
+                if i > 0 {
+                    seq = seq.checked_add(gap).ok_or(corrupt("seq"))?;
+                }
+                let hour = (hour_outcome >> OUTCOME_BITS) + u64::from(self.min_hour);
+                let hour = u32::try_from(hour).map_err(|_| corrupt("value too wide"))?;
+                Ok((seq, hour))
             })
             .collect()
     }
@@ -819,25 +838,20 @@ impl Snapshot {
         let hours = from_hour..to_hour;
         let search = |firsts| {
             let mut found = Vec::new();
-            let (mut values, mut gaps, mut hour_outcomes) = (Vec::new(), Vec::new(), Vec::new());
+            let mut values = Vec::new();
             self.for_each_block_in(tenant, firsts, from_hour, to_hour, |view| {
                 if !view.columns[position].contains(id) {
                     return Ok(());
                 }
                 view.columns[position].decode_into(view.len, &mut values);
-                view.columns[SEQ_GAP].decode_into(view.len, &mut gaps);
-                view.columns[HOUR_OUTCOME].decode_into(view.len, &mut hour_outcomes);
-                let mut seq = view.first_seq;
-                for (i, (&value, &hour_outcome)) in values.iter().zip(&hour_outcomes).enumerate() {
-                    if i > 0 {
-                        seq = seq.checked_add(gaps[i]).ok_or(corrupt("seq"))?;
-                    }
-                    let hour = u64::from(view.min_hour) + (hour_outcome >> OUTCOME_BITS);
-                    let hour = u32::try_from(hour).map_err(|_| corrupt("hour"))?;
-                    if value == id && hours.contains(&hour) {
-                        found.push((hour, seq));
-                    }
-                }
+                let places = view.seqs_and_hours()?;
+                found.extend(
+                    values
+                        .iter()
+                        .zip(places)
+                        .filter(|(&value, (_, hour))| value == id && hours.contains(hour))
+                        .map(|(_, (seq, hour))| (hour, seq)),
+                );
                 Ok(())
             })?;
             Ok(found)
