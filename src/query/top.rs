@@ -1,8 +1,9 @@
 //! `/top`: the values of one dimension with the most events in a range, exact.
 //!
 //! Types, grant types and clients are read from counter buckets. Users, IPs and tokens are
-//! counted from the column blocks (a few bytes per event, see `store::columns`), and only
-//! the values that can make the list are named. Routes are counted by scanning the range
+//! counted from the column blocks (a few bytes per event, see `store::columns`), or, for a
+//! range that holds most of a tenant's events, taken from the running totals less the
+//! events outside it (`store::Totals`); only the values that can make the list are named. Routes are counted by scanning the range
 //! of the log, which is exact but grows with the number of events in the range.
 
 use std::collections::HashMap;
@@ -97,23 +98,15 @@ fn narrow(id: u64) -> Result<u32, StoreError> {
     u32::try_from(id).map_err(|_| StoreError::Corrupt(format!("value number {id} is too large")))
 }
 
-/// The `limit` values with the most events among (number, events, failures), most first and
-/// ties broken by key: the counts decide who is in, and only the values at or above the
-/// last place's count are named.
+/// The `limit` values with the most events among `candidates` (number, events, failures),
+/// most first and ties broken by key. The candidates are the values at or above the last
+/// place's count (see `Tally::candidates`), so only they are named.
 fn ranked_numbers(
-    mut counts: Vec<(u64, u64, u64)>,
+    candidates: Vec<(u64, u64, u64)>,
     limit: usize,
     name: impl Fn(u64) -> Result<String, StoreError>,
 ) -> Result<Vec<TopItem>, StoreError> {
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
-    if counts.len() > limit {
-        counts.select_nth_unstable_by(limit - 1, |a, b| b.1.cmp(&a.1));
-        let last_place = counts[limit - 1].1;
-        counts.retain(|c| c.1 >= last_place);
-    }
-    let mut items = counts
+    let mut items = candidates
         .into_iter()
         .map(|(id, count, failures)| {
             Ok(TopItem {
@@ -175,7 +168,7 @@ pub fn top(
     if let Some(column) = column {
         let (from, to) = (hour_of(range.from), hour_of(range.to));
         let counts = snap.column_counts(tenant, column, from, to, outcome.map(|o| o.code()))?;
-        return ranked_numbers(counts, limit, |id| match column {
+        return ranked_numbers(counts.candidates(limit), limit, |id| match column {
             Column::User => snap.value_named(tenant, KIND_USER, narrow(id)?),
             Column::Ip => snap.value_named(tenant, KIND_IP, narrow(id)?),
             Column::Token => snap.token_named(tenant, id),

@@ -23,6 +23,7 @@ use redb::{Database, ReadableTable, Table, WriteTransaction};
 use super::read::{user_named, Snapshot};
 use super::records::EventRecord;
 use super::tables::*;
+use super::tally::Tally;
 use super::StoreError;
 use crate::model::time::hour_of;
 use crate::model::Outcome;
@@ -67,7 +68,7 @@ impl Entry {
         }
     }
 
-    fn from_tail(seq: u64, (hour, outcome, user, ip, token): TailValue) -> Entry {
+    pub(super) fn from_tail(seq: u64, (hour, outcome, user, ip, token): TailValue) -> Entry {
         Entry {
             seq,
             hour,
@@ -464,8 +465,8 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
     }
 
     /// Adds the entry of event `seq` of `tenant`, sealing the tenant's tail into a block
-    /// when it is full.
-    pub fn append(&mut self, tenant: u32, seq: u64, fields: Fields) -> Result<(), StoreError> {
+    /// when it is full; returns the entry.
+    pub fn append(&mut self, tenant: u32, seq: u64, fields: Fields) -> Result<Entry, StoreError> {
         let ip = match fields.ip {
             Some(ip) => self.number(tenant, ValueRef::Ip(ip))?,
             None => 0,
@@ -478,7 +479,7 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
         };
         if rows < BLOCK {
             self.state.tails.insert(tenant, rows);
-            return Ok(());
+            return Ok(entry);
         }
         let entries = self
             .tail
@@ -495,7 +496,7 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
         self.tail
             .retain_in((tenant, 0)..=(tenant, u64::MAX), |_, _| false)?;
         self.state.tails.insert(tenant, 0);
-        Ok(())
+        Ok(entry)
     }
 }
 
@@ -560,125 +561,63 @@ pub fn build(db: &Database) -> Result<(), StoreError> {
     }
 }
 
-/// Events and failures per value number: dense below [`DENSE_MAX`], in a map above.
-///
-/// The dense counts are `u32`, half the memory traffic of `u64`; so that they can never
-/// overflow, they are moved into the wide counts before 2³² events have been added.
-#[derive(Default)]
-struct Tally {
-    dense: Vec<[u32; 2]>,
-    added: u64,
-    wide: HashMap<u64, (u64, u64)>,
-}
-
-const DENSE_MAX: u64 = 1 << 24;
-
 /// A tenant with blocks spanning this many blocks' worth of seqs is ranked on two threads.
 const PARALLEL_BLOCKS: u64 = 64;
 
-impl Tally {
-    fn add(&mut self, id: u64, failure: bool) {
-        self.add_all(&[(id, failure)]);
-    }
+/// Which hours a count takes: those of `[from, to)`, or all the others.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hours {
+    from: u32,
+    to: u32,
+    inside: bool,
+}
 
-    /// Counts one block's wanted (number, failure) pairs: the checks that need not be made
-    /// per event (room in the dense counts, their overflow) are made once per call.
-    #[inline]
-    fn add_all(&mut self, wanted: &[(u64, bool)]) {
-        if self.added + wanted.len() as u64 >= u64::from(u32::MAX) {
-            self.widen();
-        }
-        self.added += wanted.len() as u64;
-        let largest = wanted
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| *id < DENSE_MAX)
-            .max();
-        if let Some(largest) = largest.filter(|l| *l as usize >= self.dense.len()) {
-            self.dense.resize(largest as usize + 1, [0, 0]);
-        }
-        for &(id, failure) in wanted {
-            match self.dense.get_mut(id as usize).filter(|_| id < DENSE_MAX) {
-                Some(slot) => {
-                    slot[0] += 1;
-                    slot[1] += u32::from(failure);
-                }
-                None => {
-                    let slot = self.wide.entry(id).or_default();
-                    slot.0 += 1;
-                    slot.1 += u64::from(failure);
-                }
-            }
+impl Hours {
+    pub(super) fn inside(from: u32, to: u32) -> Hours {
+        Hours {
+            from,
+            to,
+            inside: true,
         }
     }
 
-    /// Adds `other`'s counts to these.
-    fn merge(&mut self, mut other: Tally) {
-        if self.added + other.added >= u64::from(u32::MAX) {
-            self.widen();
-            other.widen();
-        }
-        self.added += other.added;
-        if other.dense.len() > self.dense.len() {
-            std::mem::swap(&mut self.dense, &mut other.dense);
-        }
-        for (slot, [count, failures]) in self.dense.iter_mut().zip(other.dense) {
-            slot[0] += count;
-            slot[1] += failures;
-        }
-        for (id, (count, failures)) in other.wide {
-            let slot = self.wide.entry(id).or_default();
-            slot.0 += count;
-            slot.1 += failures;
+    pub(super) fn outside(from: u32, to: u32) -> Hours {
+        Hours {
+            from,
+            to,
+            inside: false,
         }
     }
 
-    /// Moves the dense counts into the wide ones.
-    fn widen(&mut self) {
-        for (id, [count, failures]) in self.dense.iter_mut().enumerate() {
-            if *count > 0 {
-                let slot = self.wide.entry(id as u64).or_default();
-                slot.0 += u64::from(*count);
-                slot.1 += u64::from(*failures);
-                (*count, *failures) = (0, 0);
-            }
-        }
-        self.added = 0;
+    fn takes(&self, hour: u32) -> bool {
+        (self.from..self.to).contains(&hour) == self.inside
     }
 
-    fn into_counts(mut self) -> Vec<(u64, u64, u64)> {
-        if !self.wide.is_empty() {
-            self.widen();
-            return self
-                .wide
-                .into_iter()
-                .map(|(id, (c, f))| (id, c, f))
-                .collect();
+    /// Whether a block of hours `[min, max]` may hold an hour this takes.
+    fn takes_any(&self, min: u32, max: u32) -> bool {
+        if self.inside {
+            max >= self.from && min < self.to
+        } else {
+            min < self.from || max >= self.to
         }
-        let dense = self.dense.into_iter().enumerate();
-        dense
-            .filter(|(_, [count, _])| *count > 0)
-            .map(|(id, [count, failures])| (id as u64, u64::from(count), u64::from(failures)))
-            .collect()
     }
 }
 
 impl Snapshot {
     /// Calls `visit` with every sealed block of `tenant` whose first seq is in `firsts`
-    /// and that holds an event of hours `[from_hour, to_hour)`, in seq order.
+    /// and that may hold an event of `hours`, in seq order.
     fn for_each_block_in(
         &self,
         tenant: u32,
         firsts: std::ops::RangeInclusive<u64>,
-        from_hour: u32,
-        to_hour: u32,
+        hours: Hours,
         mut visit: impl FnMut(&BlockView<'_>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
         for block in blocks.range((tenant, *firsts.start())..=(tenant, *firsts.end()))? {
             let (key, bytes) = block?;
             let view = BlockView::parse(key.value().1, bytes.value())?;
-            if view.max_hour >= from_hour && view.min_hour < to_hour {
+            if hours.takes_any(view.min_hour, view.max_hour) {
                 visit(&view)?;
             }
         }
@@ -699,9 +638,9 @@ impl Snapshot {
         Ok(())
     }
 
-    /// (value number, events, failures) for every value of `column` that `tenant`'s
-    /// events in hours `[from_hour, to_hour)` carry (only events with outcome code
-    /// `outcome`, when given), in no particular order.
+    /// The events and failures of every value of `column` that `tenant`'s events in hours
+    /// `[from_hour, to_hour)` carry (only events with outcome code `outcome`, when given):
+    /// from the running totals when they serve the range, else counted from the blocks.
     pub fn column_counts(
         &self,
         tenant: u32,
@@ -709,23 +648,41 @@ impl Snapshot {
         from_hour: u32,
         to_hour: u32,
         outcome: Option<u8>,
-    ) -> Result<Vec<(u64, u64, u64)>, StoreError> {
+    ) -> Result<Tally, StoreError> {
         let failure = Outcome::Failure.code();
-        let count = |firsts| self.count_blocks(tenant, firsts, column, from_hour, to_hour, outcome);
+        if outcome.is_none_or(|o| o == failure) {
+            let failures_only = outcome.is_some();
+            let totals =
+                self.counts_from_totals(tenant, column, from_hour, to_hour, failures_only)?;
+            if let Some(tally) = totals {
+                return Ok(tally);
+            }
+        }
+        self.count_column(tenant, column, Hours::inside(from_hour, to_hour), outcome)
+    }
+
+    /// The counts of `column` over `tenant`'s events of `hours`, counted from the blocks
+    /// and the tail (see [`Self::column_counts`]).
+    pub(super) fn count_column(
+        &self,
+        tenant: u32,
+        column: Column,
+        hours: Hours,
+        outcome: Option<u8>,
+    ) -> Result<Tally, StoreError> {
+        let failure = Outcome::Failure.code();
+        let count = |firsts| self.count_blocks(tenant, firsts, column, hours, outcome);
         let mut tally = self.on_halves(tenant, count, |mut lower, upper| {
             lower.merge(upper);
             lower
         })?;
         self.for_each_tail_entry(tenant, |e| {
             let id = column.of(&e);
-            if id != 0
-                && (from_hour..to_hour).contains(&e.hour)
-                && outcome.is_none_or(|o| o == e.outcome)
-            {
+            if id != 0 && hours.takes(e.hour) && outcome.is_none_or(|o| o == e.outcome) {
                 tally.add(id, e.outcome == failure);
             }
         })?;
-        Ok(tally.into_counts())
+        Ok(tally)
     }
 
     /// `work` over all of `tenant`'s blocks, given as a range of their first seqs: for a
@@ -772,29 +729,28 @@ impl Snapshot {
         tenant: u32,
         firsts: std::ops::RangeInclusive<u64>,
         column: Column,
-        from_hour: u32,
-        to_hour: u32,
+        hours: Hours,
         outcome: Option<u8>,
     ) -> Result<Tally, StoreError> {
         let position = column.position();
         let failure = u64::from(Outcome::Failure.code());
         let mut tally = Tally::default();
-        let (mut hours, mut values, mut wanted) = (Vec::new(), Vec::new(), Vec::new());
-        self.for_each_block_in(tenant, firsts, from_hour, to_hour, |view| {
-            view.columns[HOUR_OUTCOME].decode_into(view.len, &mut hours);
+        let (mut hour_outcomes, mut values, mut wanted) = (Vec::new(), Vec::new(), Vec::new());
+        self.for_each_block_in(tenant, firsts, hours, |view| {
+            view.columns[HOUR_OUTCOME].decode_into(view.len, &mut hour_outcomes);
             view.columns[position].decode_into(view.len, &mut values);
-            // Hour offsets within the block that are in the range.
-            let first = u64::from(from_hour.saturating_sub(view.min_hour)) << OUTCOME_BITS;
-            let end = (u64::from(to_hour - view.min_hour.min(to_hour))) << OUTCOME_BITS;
+            // Hour offsets within the block that are in `[from, to)`.
+            let first = u64::from(hours.from.saturating_sub(view.min_hour)) << OUTCOME_BITS;
+            let end = (u64::from(hours.to - view.min_hour.min(hours.to))) << OUTCOME_BITS;
             wanted.clear();
             wanted.extend(
-                hours
+                hour_outcomes
                     .iter()
                     .zip(&values)
                     .filter_map(|(&hour_outcome, &id)| {
                         let code = hour_outcome & 0b111;
                         let keep = id != 0
-                            && (first..end).contains(&hour_outcome)
+                            && (first..end).contains(&hour_outcome) == hours.inside
                             && outcome.is_none_or(|o| u64::from(o) == code);
                         keep.then_some((id, code == failure))
                     }),
@@ -839,7 +795,7 @@ impl Snapshot {
         let search = |firsts| {
             let mut found = Vec::new();
             let mut values = Vec::new();
-            self.for_each_block_in(tenant, firsts, from_hour, to_hour, |view| {
+            self.for_each_block_in(tenant, firsts, Hours::inside(from_hour, to_hour), |view| {
                 if !view.columns[position].contains(id) {
                     return Ok(());
                 }
@@ -1013,60 +969,5 @@ mod tests {
         let mut wide = bytes;
         wide[13] = 9;
         assert!(BlockView::parse(3, &wide).is_err());
-    }
-
-    fn sorted(tally: Tally) -> Vec<(u64, u64, u64)> {
-        let mut counts = tally.into_counts();
-        counts.sort();
-        counts
-    }
-
-    #[test]
-    fn tallies_merge_and_widen_to_the_same_counts() {
-        let pairs = |seed: u64| -> Vec<(u64, bool)> {
-            (0..500u64)
-                .map(|i| {
-                    let id = (i * 7919 + seed) % 300;
-                    // A few numbers beyond the dense range go to the map.
-                    let id = if i % 50 == 0 { DENSE_MAX + id } else { id + 1 };
-                    (id, (i + seed) % 3 == 0)
-                })
-                .collect()
-        };
-        let (a, b) = (pairs(1), pairs(2));
-        let mut whole = Tally::default();
-        whole.add_all(&a);
-        whole.add_all(&b);
-        let want = sorted(whole);
-        let brute = {
-            let mut counts: HashMap<u64, (u64, u64)> = HashMap::new();
-            for &(id, failure) in a.iter().chain(&b) {
-                let slot = counts.entry(id).or_default();
-                slot.0 += 1;
-                slot.1 += u64::from(failure);
-            }
-            let mut counts: Vec<_> = counts.into_iter().map(|(id, (c, f))| (id, c, f)).collect();
-            counts.sort();
-            counts
-        };
-        assert_eq!(want, brute);
-        for widen_first in [false, true] {
-            let (mut left, mut right) = (Tally::default(), Tally::default());
-            left.add_all(&a);
-            right.add_all(&b);
-            if widen_first {
-                // As if billions of events had been counted: the merge must widen first.
-                left.added = u64::from(u32::MAX) - 10;
-            }
-            left.merge(right);
-            assert_eq!(sorted(left), want, "widened first: {widen_first}");
-        }
-        // Counting past the u32 limit widens on the way.
-        let mut near = Tally::default();
-        near.add_all(&a);
-        near.added = u64::from(u32::MAX) - 1;
-        near.add_all(&b);
-        assert_eq!(near.added, b.len() as u64, "widened before counting on");
-        assert_eq!(sorted(near), want);
     }
 }

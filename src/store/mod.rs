@@ -17,6 +17,8 @@ pub mod records;
 mod recount;
 pub mod sketches;
 pub mod tables;
+pub mod tally;
+mod totals;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +36,7 @@ pub use names::Names;
 pub use read::{EventFilter, EventPage, Snapshot, StoredEvent};
 pub use recount::RecountReport;
 pub use tables::{Dim, Granularity};
+pub use totals::Totals;
 use writer::{Command, Writer};
 
 /// The file name of the database inside the data directory.
@@ -72,6 +75,7 @@ pub struct Store {
     db: Arc<Database>,
     names: names::SharedNames,
     book: sketches::SharedBook,
+    totals: Arc<Totals>,
     writer: Writer,
     writable: Arc<AtomicBool>,
     path: PathBuf,
@@ -97,18 +101,22 @@ impl Store {
         }
         let names: names::SharedNames = Arc::new(std::sync::RwLock::new(Arc::new(names)));
         let writable = Arc::new(AtomicBool::new(true));
+        let totals = Arc::new(Totals::new(next_seq));
         let writer = Writer::start(
             db.clone(),
             names.clone(),
             book.clone(),
+            totals.clone(),
             writable.clone(),
             next_seq,
             config,
         )?;
+        totals.spawn_build(db.clone());
         Ok(Store {
             db,
             names,
             book,
+            totals,
             writer,
             writable,
             path,
@@ -193,7 +201,13 @@ impl Store {
             txn,
             names::snapshot(&self.names),
             Some(self.book.clone()),
+            Some(self.totals.clone()),
         ))
+    }
+
+    /// The running totals (see [`Totals`]).
+    pub fn totals(&self) -> &Totals {
+        &self.totals
     }
 
     /// Deletes idempotency keys received before `now` − 7 days; returns how many.
@@ -211,6 +225,7 @@ impl Store {
     /// Stops the writer after everything queued before this call is committed.
     pub fn close(&self) {
         self.writer.stop();
+        self.totals.stop_build();
     }
 }
 
@@ -236,6 +251,7 @@ pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
 impl Drop for Store {
     fn drop(&mut self) {
         self.writer.stop();
+        self.totals.stop_build();
     }
 }
 

@@ -13,6 +13,7 @@ use super::names::Names;
 use super::records::{EventRecord, Numbers, RecordHead, TokenRecord};
 use super::sketches::SharedBook;
 use super::tables::*;
+use super::totals::Totals;
 use super::StoreError;
 use crate::model::time::{day_of, hour_of, HOUR_MS};
 use crate::model::{Event, Outcome};
@@ -103,6 +104,7 @@ pub struct Snapshot {
     txn: ReadTransaction,
     names: Arc<Names>,
     book: Option<SharedBook>,
+    totals: Option<Arc<Totals>>,
 }
 
 /// An event as stored: the validated event plus what the server added.
@@ -164,12 +166,22 @@ impl Snapshot {
         txn: ReadTransaction,
         names: Arc<Names>,
         book: Option<SharedBook>,
+        totals: Option<Arc<Totals>>,
     ) -> Snapshot {
-        Snapshot { txn, names, book }
+        Snapshot {
+            txn,
+            names,
+            book,
+            totals,
+        }
     }
 
     pub(super) fn book(&self) -> Option<&SharedBook> {
         self.book.as_ref()
+    }
+
+    pub(super) fn totals(&self) -> Option<&Totals> {
+        self.totals.as_deref()
     }
 
     pub(super) fn txn(&self) -> &ReadTransaction {

@@ -233,67 +233,74 @@ impl Store {
         let before = self.read(|snap| snap.verify()).await?;
         let shared = self.names.clone();
         let book = self.book.clone();
+        let totals = self.totals.clone();
         // Recount inside the write transaction: the writer is single, so no event can
         // slip in between the recount and the replacement.
-        self.write(move |txn| {
-            let names = names::snapshot(&shared);
-            let mut times = txn.open_table(TIMES)?;
-            times.retain(|_, _| false)?;
-            let expected = recount_log(
-                &txn.open_table(LOG)?,
-                &txn.open_table(TOKEN_IDS)?,
-                &txn.open_table(VALUE_NAMES)?,
-                &names,
-                |tenant, seq, record| {
-                    times.insert(time_key(tenant, record.ts, seq), ())?;
-                    Ok(())
-                },
-            )?;
-            drop(times);
-            let watermark = txn
-                .open_table(META)?
-                .get(META_NEXT_SEQ)?
-                .map_or(1, |v| v.value());
-            super::sketches::rebuild_in(txn, &book, &names, watermark)?;
-            let mut counters = txn.open_table(COUNTERS)?;
-            counters.retain(|_, _| false)?;
-            for (key, count) in &expected.counters {
-                counters.insert(*key, *count)?;
-            }
-            let mut tokens = txn.open_table(TOKENS)?;
-            tokens.retain(|_, _| false)?;
-            let mut ends = txn.open_table(TOKEN_ENDS)?;
-            ends.retain(|_, _| false)?;
-            let token_ids = txn.open_table(TOKEN_IDS)?;
-            for (&(tenant, id), state) in &expected.tokens {
-                let token = token_named(&token_ids, tenant, id)?;
-                let stored = TokenRecord {
-                    id,
-                    state: state.clone(),
-                };
-                tokens.insert((tenant, token.as_str()), encode(&stored)?.as_slice())?;
-                if let Some((end, issued)) = state.life() {
-                    ends.insert((tenant, end, token.as_str()), issued)?;
+        let rebuilt = self
+            .write(move |txn| {
+                let names = names::snapshot(&shared);
+                let mut times = txn.open_table(TIMES)?;
+                times.retain(|_, _| false)?;
+                let expected = recount_log(
+                    &txn.open_table(LOG)?,
+                    &txn.open_table(TOKEN_IDS)?,
+                    &txn.open_table(VALUE_NAMES)?,
+                    &names,
+                    |tenant, seq, record| {
+                        times.insert(time_key(tenant, record.ts, seq), ())?;
+                        Ok(())
+                    },
+                )?;
+                drop(times);
+                let watermark = txn
+                    .open_table(META)?
+                    .get(META_NEXT_SEQ)?
+                    .map_or(1, |v| v.value());
+                super::sketches::rebuild_in(txn, &book, &names, watermark)?;
+                let mut counters = txn.open_table(COUNTERS)?;
+                counters.retain(|_, _| false)?;
+                for (key, count) in &expected.counters {
+                    counters.insert(*key, *count)?;
                 }
-            }
-            drop(ends);
-            super::lifetimes::build_from_ends(txn)?;
-            // Log records name users by number, so numbers stay; the lookup from values
-            // to numbers is remade from the numbers' table.
-            let mut ids = txn.open_table(VALUE_IDS)?;
-            ids.retain(|_, _| false)?;
-            for entry in txn.open_table(VALUE_NAMES)?.iter()? {
-                let (key, bytes) = entry?;
-                let (tenant, kind, id) = key.value();
-                ids.insert((tenant, kind, bytes.value()), id)?;
-            }
-            drop(ids);
-            txn.open_table(COLUMN_TAIL)?.retain(|_, _| false)?;
-            txn.open_table(COLUMN_BLOCKS)?.retain(|_, _| false)?;
-            super::columns::fold_log(txn, None, usize::MAX)?;
-            Ok(())
-        })
-        .await?;
+                let mut tokens = txn.open_table(TOKENS)?;
+                tokens.retain(|_, _| false)?;
+                let mut ends = txn.open_table(TOKEN_ENDS)?;
+                ends.retain(|_, _| false)?;
+                let token_ids = txn.open_table(TOKEN_IDS)?;
+                for (&(tenant, id), state) in &expected.tokens {
+                    let token = token_named(&token_ids, tenant, id)?;
+                    let stored = TokenRecord {
+                        id,
+                        state: state.clone(),
+                    };
+                    tokens.insert((tenant, token.as_str()), encode(&stored)?.as_slice())?;
+                    if let Some((end, issued)) = state.life() {
+                        ends.insert((tenant, end, token.as_str()), issued)?;
+                    }
+                }
+                drop(ends);
+                super::lifetimes::build_from_ends(txn)?;
+                // Log records name users by number, so numbers stay; the lookup from values
+                // to numbers is remade from the numbers' table.
+                let mut ids = txn.open_table(VALUE_IDS)?;
+                ids.retain(|_, _| false)?;
+                for entry in txn.open_table(VALUE_NAMES)?.iter()? {
+                    let (key, bytes) = entry?;
+                    let (tenant, kind, id) = key.value();
+                    ids.insert((tenant, kind, bytes.value()), id)?;
+                }
+                drop(ids);
+                txn.open_table(COLUMN_TAIL)?.retain(|_, _| false)?;
+                txn.open_table(COLUMN_BLOCKS)?.retain(|_, _| false)?;
+                super::columns::fold_log(txn, None, usize::MAX)?;
+                // On the writer thread, before any later group: the totals count the new
+                // blocks once this transaction has committed.
+                totals.forget();
+                Ok(())
+            })
+            .await;
+        self.totals.spawn_build(self.db.clone());
+        rebuilt?;
         Ok(before)
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc::{self, error::SendTimeoutError};
 use tokio::sync::oneshot;
 
 use super::codec::{decode, encode};
-use super::columns::{ColumnState, ColumnWriter, Fields, ValueRef};
+use super::columns::{ColumnState, ColumnWriter, Entry, Fields, ValueRef};
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::Names;
@@ -27,6 +27,7 @@ use super::names::{self, PendingNames, SharedNames};
 use super::records::{EventRecord, TokenRecord};
 use super::sketches::{self, Deltas, SharedBook};
 use super::tables::*;
+use super::totals::Totals;
 use super::{IngestIds, StoreError, WriterConfig};
 use crate::model::time::DAY_MS;
 use crate::model::{Event, TokenState};
@@ -80,6 +81,7 @@ impl Writer {
         db: Arc<Database>,
         names: SharedNames,
         book: SharedBook,
+        totals: Arc<Totals>,
         writable: Arc<AtomicBool>,
         next_seq: u64,
         config: WriterConfig,
@@ -90,6 +92,7 @@ impl Writer {
             db,
             names,
             book,
+            totals,
             writable,
             next_seq,
             max_group_events: config.max_group_events.max(1),
@@ -149,10 +152,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// What a group's transaction committed: the events' ids, the next seq and the events'
+/// column entries.
+type Applied = (Vec<IngestIds>, u64, Vec<(u32, Entry)>);
+
 struct WriterState {
     db: Arc<Database>,
     names: SharedNames,
     book: SharedBook,
+    totals: Arc<Totals>,
     writable: Arc<AtomicBool>,
     next_seq: u64,
     max_group_events: usize,
@@ -209,8 +217,9 @@ impl WriterState {
             return;
         }
         match self.apply(&mut group) {
-            Ok((ids, next_seq)) => {
+            Ok((ids, next_seq, entries)) => {
                 self.next_seq = next_seq;
+                self.totals.absorb(next_seq, entries);
                 let mut deltas = Deltas::default();
                 for (job, ids) in group.iter().zip(&ids) {
                     let stored = job.events.iter().zip(ids).filter(|(_, id)| id.is_some());
@@ -241,8 +250,9 @@ impl WriterState {
         }
     }
 
-    /// Applies a whole group in one durable transaction.
-    fn apply(&mut self, group: &mut [IngestJob]) -> Result<(Vec<IngestIds>, u64), StoreError> {
+    /// Applies a whole group in one durable transaction; returns the events' ids, the next
+    /// seq and the events' column entries.
+    fn apply(&mut self, group: &mut [IngestJob]) -> Result<Applied, StoreError> {
         // The records built before the writer, taken out so the events can stay borrowed.
         let mut built: Vec<Vec<Option<EventRecord>>> = group
             .iter_mut()
@@ -257,6 +267,7 @@ impl WriterState {
         let mut keys_in_group: HashSet<(u32, &str)> = HashSet::new();
         let mut next_seq = self.next_seq;
         let mut all_ids = Vec::with_capacity(group.len());
+        let mut entries = Vec::new();
         {
             let mut log = txn.open_table(LOG)?;
             let mut times = txn.open_table(TIMES)?;
@@ -320,7 +331,8 @@ impl WriterState {
                     );
                     log.insert((job.tenant, seq), record.encode()?.as_slice())?;
                     times.insert(time_key(job.tenant, event.ts, seq), ())?;
-                    columns.append(job.tenant, seq, Fields::of(&record))?;
+                    let entry = columns.append(job.tenant, seq, Fields::of(&record))?;
+                    entries.push((job.tenant, entry));
                     ids.push(Some(seq));
                 }
                 all_ids.push(ids);
@@ -357,6 +369,6 @@ impl WriterState {
         // no stored record ever refers to a published-but-uncommitted id.
         pending.publish(&self.names);
         txn.commit()?;
-        Ok((all_ids, next_seq))
+        Ok((all_ids, next_seq, entries))
     }
 }

@@ -1,0 +1,440 @@
+//! Running totals: for each tenant, the events and failures of every user, IP and token
+//! over all of its stored events, and its events per hour, kept in memory.
+//!
+//! `/top` by user, IP or token over a range that holds most of a tenant's events starts
+//! from these instead of counting every column entry of the range: it takes the totals as
+//! of its snapshot and subtracts the events outside the range, which it counts from the
+//! column blocks. A range that holds all of a tenant's events (the dashboard's 30 or 90
+//! days on a store of that age) reads no block at all.
+//!
+//! The writer adds each group's column entries right after its commit
+//! ([`Totals::absorb`]). A thread counts the column blocks at start-up and after a rebuild
+//! ([`Totals::spawn_build`]); until it is done, readers count the blocks as before. The
+//! newest entries are also kept in commit order, so that a reader whose snapshot is older
+//! than the totals can take back out the entries it does not see. Nothing here is stored:
+//! it is derived from the column tables, which are derived from the log.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+use super::columns::{BlockView, Column, Entry};
+use super::read::Snapshot;
+use super::tables::*;
+use super::tally::Tally;
+use super::StoreError;
+use crate::model::Outcome;
+
+/// Value numbers at or above this are not kept: the totals of a column that meets one
+/// are given up (readers count the blocks). 2²⁴ numbers take 128 MiB of counts.
+const NUMBERS_MAX: u64 = 1 << 24;
+
+/// Newest entries kept for readers whose snapshot is older than the totals.
+const RECENT_MAX: usize = 1 << 16;
+
+/// How long a reader waits for the writer to add a group its snapshot already sees.
+const CATCH_UP_WAIT: Duration = Duration::from_millis(100);
+
+/// Events and failures by value number (index 0, "no value", stays empty).
+#[derive(Debug, Default, Clone)]
+struct Slots {
+    counts: Vec<[u32; 2]>,
+    /// A number or a count outgrew what is kept: these counts are unusable.
+    given_up: bool,
+}
+
+impl Slots {
+    fn add(&mut self, id: u64, failure: bool) {
+        if id == 0 || self.given_up {
+            return;
+        }
+        if id >= NUMBERS_MAX {
+            return self.give_up();
+        }
+        let index = id as usize;
+        if index >= self.counts.len() {
+            self.counts.resize(index + 1, [0, 0]);
+        }
+        let slot = &mut self.counts[index];
+        match (
+            slot[0].checked_add(1),
+            slot[1].checked_add(u32::from(failure)),
+        ) {
+            (Some(count), Some(failures)) => *slot = [count, failures],
+            _ => self.give_up(),
+        }
+    }
+
+    fn give_up(&mut self) {
+        self.given_up = true;
+        self.counts = Vec::new();
+    }
+}
+
+/// One tenant's users, IPs and hours.
+#[derive(Debug, Default)]
+struct TenantTotals {
+    users: Slots,
+    ips: Slots,
+    /// Events per hour.
+    hours: BTreeMap<u32, u64>,
+}
+
+/// Everything counted, as of `next_seq`.
+#[derive(Debug, Default)]
+struct Counted {
+    tenants: HashMap<u32, TenantTotals>,
+    /// Token numbers are global, so one array serves all tenants, with each token's tenant.
+    tokens: Slots,
+    token_tenants: Vec<u32>,
+}
+
+impl Counted {
+    fn add(&mut self, tenant: u32, e: &Entry) {
+        let failure = e.outcome == Outcome::Failure.code();
+        let totals = self.tenants.entry(tenant).or_default();
+        totals.users.add(u64::from(e.user), failure);
+        totals.ips.add(u64::from(e.ip), failure);
+        *totals.hours.entry(e.hour).or_default() += 1;
+        self.tokens.add(e.token, failure);
+        if e.token != 0 && !self.tokens.given_up {
+            let index = e.token as usize;
+            if index >= self.token_tenants.len() {
+                self.token_tenants.resize(index + 1, 0);
+            }
+            self.token_tenants[index] = tenant;
+        }
+    }
+
+    /// `tenant`'s counts of `column`, or `None` if they were given up.
+    fn tally(&self, tenant: u32, column: Column) -> Option<Tally> {
+        let totals = self.tenants.get(&tenant);
+        let slots = match column {
+            Column::User => totals.map(|t| &t.users),
+            Column::Ip => totals.map(|t| &t.ips),
+            Column::Token => Some(&self.tokens),
+        };
+        let Some(slots) = slots else {
+            return Some(Tally::default());
+        };
+        if slots.given_up {
+            return None;
+        }
+        if column != Column::Token {
+            return Some(Tally::from_dense(slots.counts.clone()));
+        }
+        let owners = self.token_tenants.iter();
+        let counts = slots.counts.iter().zip(owners);
+        Some(Tally::from_dense(
+            counts
+                .map(|(slot, owner)| if *owner == tenant { *slot } else { [0, 0] })
+                .collect(),
+        ))
+    }
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum State {
+    /// A build runs: the writer's entries wait in `recent` until it is done.
+    #[default]
+    Building,
+    Ready,
+    /// The last build failed: nothing is counted until the next one.
+    Off,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: State,
+    /// Bumped by each new build, so that an outdated one does not install its counts.
+    generation: u64,
+    /// The writer's next seq: every event below it is committed.
+    next_seq: u64,
+    counted: Counted,
+    /// The newest entries, in commit order.
+    recent: VecDeque<(u32, Entry)>,
+    /// Every entry with this seq or a later one is in `recent`.
+    recent_from: u64,
+}
+
+impl Inner {
+    fn trim_recent(&mut self) {
+        while self.recent.len() > RECENT_MAX {
+            if let Some((_, e)) = self.recent.pop_front() {
+                self.recent_from = e.seq + 1;
+            }
+        }
+    }
+
+    /// Whether the totals can be given as of `next_seq`: ready, and not so far ahead that
+    /// the entries to take back out are gone.
+    fn serves(&self, next_seq: u64) -> bool {
+        self.state == State::Ready && self.next_seq >= next_seq && self.recent_from <= next_seq
+    }
+
+    /// `tenant`'s entries committed at or after `next_seq`.
+    fn newer(&self, tenant: u32, next_seq: u64) -> impl Iterator<Item = &Entry> {
+        let start = self.recent.partition_point(|(_, e)| e.seq < next_seq);
+        self.recent
+            .range(start..)
+            .filter(move |(t, _)| *t == tenant)
+            .map(|(_, e)| e)
+    }
+}
+
+/// The running totals of one store.
+#[derive(Debug, Default)]
+pub struct Totals {
+    inner: Mutex<Inner>,
+    /// Signalled when the writer adds entries.
+    added: Condvar,
+    /// Tells a running build to stop.
+    cancel: AtomicBool,
+    builder: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Totals {
+    /// Totals of a store whose writer starts at `next_seq`; nothing is counted until
+    /// [`Totals::spawn_build`].
+    pub fn new(next_seq: u64) -> Totals {
+        let inner = Inner {
+            next_seq,
+            ..Inner::default()
+        };
+        Totals {
+            inner: Mutex::new(inner),
+            ..Totals::default()
+        }
+    }
+
+    /// Called by the writer after each commit with the group's entries (in seq order) and
+    /// the next seq.
+    pub fn absorb(&self, next_seq: u64, entries: Vec<(u32, Entry)>) {
+        let mut inner = lock(&self.inner);
+        inner.next_seq = next_seq;
+        match inner.state {
+            State::Off => {}
+            State::Building => inner.recent.extend(entries),
+            State::Ready => {
+                for (tenant, e) in &entries {
+                    inner.counted.add(*tenant, e);
+                }
+                inner.recent.extend(entries);
+                inner.trim_recent();
+            }
+        }
+        drop(inner);
+        self.added.notify_all();
+    }
+
+    /// Forgets the counts until the next build is done. The writer calls it (through a
+    /// rebuild's transaction) when the column tables are rewritten.
+    pub fn forget(&self) {
+        let mut inner = lock(&self.inner);
+        inner.generation += 1;
+        inner.state = State::Building;
+        inner.counted = Counted::default();
+        inner.recent.clear();
+    }
+
+    /// Counts the column tables of `db` on a thread of its own, stopping a build that
+    /// still runs first; the totals serve readers once it is done.
+    pub fn spawn_build(self: &Arc<Self>, db: Arc<Database>) {
+        self.stop_build();
+        self.forget();
+        let generation = lock(&self.inner).generation;
+        let totals = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("gatewatch-totals".into())
+            .spawn(move || {
+                let result = count_all(&db, &totals.cancel);
+                totals.install(generation, result);
+            });
+        match spawned {
+            Ok(handle) => *lock(&self.builder) = Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "starting the totals thread failed; /top counts blocks");
+                lock(&self.inner).state = State::Off;
+            }
+        }
+    }
+
+    /// Stops a running build and waits for its thread.
+    pub fn stop_build(&self) {
+        self.cancel.store(true, Ordering::Release);
+        if let Some(handle) = lock(&self.builder).take() {
+            if handle.join().is_err() {
+                tracing::error!("the totals thread panicked");
+            }
+        }
+        self.cancel.store(false, Ordering::Release);
+    }
+
+    fn install(&self, generation: u64, result: Result<Option<(u64, Counted)>, StoreError>) {
+        let mut inner = lock(&self.inner);
+        if inner.generation != generation {
+            return;
+        }
+        match result {
+            Ok(Some((built_at, mut counted))) => {
+                // Entries committed before the build's snapshot are counted already.
+                while inner.recent.front().is_some_and(|(_, e)| e.seq < built_at) {
+                    inner.recent.pop_front();
+                }
+                for (tenant, e) in &inner.recent {
+                    counted.add(*tenant, e);
+                }
+                inner.counted = counted;
+                inner.recent_from = built_at;
+                inner.state = State::Ready;
+                inner.trim_recent();
+                tracing::debug!("running totals ready");
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "counting the running totals failed; /top counts blocks");
+                inner.state = State::Off;
+                inner.recent.clear();
+            }
+        }
+    }
+
+    /// Whether the totals serve readers (for tests and start-up logs).
+    pub fn is_ready(&self) -> bool {
+        lock(&self.inner).state == State::Ready
+    }
+
+    /// The inner state as of `next_seq`, once the writer has added every entry below it;
+    /// `None` when the totals cannot serve that snapshot.
+    fn as_of(&self, next_seq: u64) -> Option<MutexGuard<'_, Inner>> {
+        let inner = lock(&self.inner);
+        let (inner, _) = self
+            .added
+            .wait_timeout_while(inner, CATCH_UP_WAIT, |inner| {
+                inner.state == State::Ready && inner.next_seq < next_seq
+            })
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.serves(next_seq).then_some(inner)
+    }
+
+    /// `tenant`'s events per hour as of `next_seq`.
+    fn hours(&self, tenant: u32, next_seq: u64) -> Option<BTreeMap<u32, u64>> {
+        let inner = self.as_of(next_seq)?;
+        let mut hours = inner
+            .counted
+            .tenants
+            .get(&tenant)
+            .map(|t| t.hours.clone())
+            .unwrap_or_default();
+        for e in inner.newer(tenant, next_seq) {
+            let count = hours.get_mut(&e.hour)?;
+            *count = count.checked_sub(1)?;
+        }
+        Some(hours)
+    }
+
+    /// `tenant`'s counts of `column` as of `next_seq`.
+    fn tally(&self, tenant: u32, column: Column, next_seq: u64) -> Option<Tally> {
+        let inner = self.as_of(next_seq)?;
+        let mut tally = inner.counted.tally(tenant, column)?;
+        let failure = Outcome::Failure.code();
+        for e in inner.newer(tenant, next_seq) {
+            let id = column_of(column, e);
+            if id != 0 && !tally.remove(id, e.outcome == failure) {
+                return None;
+            }
+        }
+        Some(tally)
+    }
+}
+
+fn column_of(column: Column, e: &Entry) -> u64 {
+    match column {
+        Column::User => u64::from(e.user),
+        Column::Ip => u64::from(e.ip),
+        Column::Token => e.token,
+    }
+}
+
+/// Counts every column entry of `db` as of one snapshot; `None` if cancelled.
+fn count_all(db: &Database, cancel: &AtomicBool) -> Result<Option<(u64, Counted)>, StoreError> {
+    let txn = db.begin_read()?;
+    let next_seq = txn
+        .open_table(META)?
+        .get(META_NEXT_SEQ)?
+        .map_or(1, |v| v.value());
+    let mut counted = Counted::default();
+    for block in txn.open_table(COLUMN_BLOCKS)?.iter()? {
+        if cancel.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let (key, bytes) = block?;
+        let (tenant, first) = key.value();
+        for e in BlockView::parse(first, bytes.value())?.entries()? {
+            counted.add(tenant, &e);
+        }
+    }
+    for row in txn.open_table(COLUMN_TAIL)?.iter()? {
+        let (key, value) = row?;
+        let (tenant, seq) = key.value();
+        counted.add(tenant, &Entry::from_tail(seq, value.value()));
+    }
+    Ok(Some((next_seq, counted)))
+}
+
+impl Snapshot {
+    /// The counts of `column` over `tenant`'s events in hours `[from_hour, to_hour)` (only
+    /// failures, when `failures_only`), from the running totals less the events outside
+    /// the range; `None` when the totals do not serve this snapshot or the range holds
+    /// fewer events than lie outside it (counting the range itself is then cheaper).
+    pub(super) fn counts_from_totals(
+        &self,
+        tenant: u32,
+        column: Column,
+        from_hour: u32,
+        to_hour: u32,
+        failures_only: bool,
+    ) -> Result<Option<Tally>, StoreError> {
+        let Some(totals) = self.totals() else {
+            return Ok(None);
+        };
+        let next_seq = self
+            .txn()
+            .open_table(META)?
+            .get(META_NEXT_SEQ)?
+            .map_or(1, |v| v.value());
+        let Some(hours) = totals.hours(tenant, next_seq) else {
+            return Ok(None);
+        };
+        let inside: u64 = hours.range(from_hour..to_hour).map(|(_, n)| n).sum();
+        let outside = hours.values().sum::<u64>() - inside;
+        if outside > inside {
+            return Ok(None);
+        }
+        let Some(mut tally) = totals.tally(tenant, column, next_seq) else {
+            return Ok(None);
+        };
+        if outside > 0 {
+            let hours = super::columns::Hours::outside(from_hour, to_hour);
+            let excluded = self.count_column(tenant, column, hours, None)?;
+            if !tally.subtract(excluded) {
+                tracing::warn!(tenant, "running totals disagree with the column blocks");
+                return Ok(None);
+            }
+        }
+        if failures_only {
+            tally.keep_failures();
+        }
+        Ok(Some(tally))
+    }
+}
