@@ -3,8 +3,9 @@
 //! Types, grant types and clients are read from counter buckets. Users, IPs and tokens are
 //! counted from the column blocks (a few bytes per event, see `store::columns`), or, for a
 //! range that holds most of a tenant's events, taken from the running totals less the
-//! events outside it (`store::Totals`); only the values that can make the list are named. Routes are counted by scanning the range
-//! of the log, which is exact but grows with the number of events in the range.
+//! events outside it (`store::Totals`); only the values that can make the list are named.
+//! Routes are counted from the log (each record's head and route only), which is exact
+//! but grows with the number of events in the range.
 
 use std::collections::HashMap;
 
@@ -88,8 +89,16 @@ impl Tally {
                 failures,
             })
             .collect();
-        items.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-        items.truncate(limit);
+        let order =
+            |a: &TopItem, b: &TopItem| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key));
+        if limit == 0 {
+            return Vec::new();
+        }
+        if items.len() > limit {
+            items.select_nth_unstable_by(limit - 1, order);
+            items.truncate(limit);
+        }
+        items.sort_by(order);
         items
     }
 }
@@ -174,26 +183,6 @@ pub fn top(
             Column::Token => snap.token_named(tenant, id),
         });
     }
-    snap.for_each_event(tenant, range.from, range.to, |stored| {
-        let e = &stored.event;
-        if !wanted(e.outcome) {
-            return Ok(());
-        }
-        let ip;
-        let key = match dim {
-            TopDim::UserId => e.user_id.as_deref(),
-            TopDim::Token => e.token.as_deref(),
-            TopDim::Route => e.route.as_deref(),
-            TopDim::Ip => {
-                ip = e.ip.map(|i| i.to_string());
-                ip.as_deref()
-            }
-            _ => None,
-        };
-        if let Some(key) = key {
-            tally.add(key, e.outcome, 1);
-        }
-        Ok(())
-    })?;
-    Ok(tally.ranked(limit))
+    let routes = snap.route_counts(tenant, range.from, range.to, outcome.map(|o| o.code()))?;
+    Ok(Tally(routes).ranked(limit))
 }

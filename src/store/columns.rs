@@ -564,6 +564,46 @@ pub fn build(db: &Database) -> Result<(), StoreError> {
 /// A tenant with blocks spanning this many blocks' worth of seqs is ranked on two threads.
 const PARALLEL_BLOCKS: u64 = 64;
 
+/// `work` over all seqs: when the seqs in use, `first..=last`, span at least `min_span`,
+/// on two threads, each taking half of them, the upper half's result joined to the
+/// lower's by `join`; else on this thread alone.
+pub(super) fn on_two_threads<T: Send>(
+    first: u64,
+    last: u64,
+    min_span: u64,
+    work: impl Fn(std::ops::RangeInclusive<u64>) -> Result<T, StoreError> + Sync,
+    join: impl FnOnce(T, T) -> T,
+) -> Result<T, StoreError> {
+    if last.saturating_sub(first) < min_span {
+        return work(0..=u64::MAX);
+    }
+    let middle = first + (last - first) / 2;
+    std::thread::scope(|scope| {
+        let upper = scope.spawn(|| work(middle + 1..=u64::MAX));
+        let lower = work(0..=middle)?;
+        let upper = upper
+            .join()
+            .map_err(|_| StoreError::Corrupt("a counting thread failed".into()))??;
+        Ok(join(lower, upper))
+    })
+}
+
+/// The seqs of `tenant`'s first and last rows in `table`, keyed (tenant, seq) ((0, 0)
+/// when it has none).
+pub(super) fn tenant_bounds(
+    table: &impl ReadableTable<(u32, u64), &'static [u8]>,
+    tenant: u32,
+) -> Result<(u64, u64), StoreError> {
+    let mut range = table.range((tenant, 0)..=(tenant, u64::MAX))?;
+    let first = range.next().transpose()?.map(|(key, _)| key.value().1);
+    let last = range.next_back().transpose()?.map(|(key, _)| key.value().1);
+    Ok(match (first, last) {
+        (Some(first), Some(last)) => (first, last),
+        (Some(first), None) => (first, first),
+        _ => (0, 0),
+    })
+}
+
 /// Which hours a count takes: those of `[from, to)`, or all the others.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Hours {
@@ -695,31 +735,12 @@ impl Snapshot {
         join: impl FnOnce(T, T) -> T,
     ) -> Result<T, StoreError> {
         let (first, last) = self.block_bounds(tenant)?;
-        if last - first < PARALLEL_BLOCKS * BLOCK as u64 {
-            return work(0..=u64::MAX);
-        }
-        let middle = first + (last - first) / 2;
-        std::thread::scope(|scope| {
-            let upper = scope.spawn(|| work(middle + 1..=u64::MAX));
-            let lower = work(0..=middle)?;
-            let upper = upper
-                .join()
-                .map_err(|_| StoreError::Corrupt("a column thread failed".into()))??;
-            Ok(join(lower, upper))
-        })
+        on_two_threads(first, last, PARALLEL_BLOCKS * BLOCK as u64, work, join)
     }
 
     /// The first seqs of `tenant`'s first and last blocks ((0, 0) when it has none).
     fn block_bounds(&self, tenant: u32) -> Result<(u64, u64), StoreError> {
-        let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
-        let mut range = blocks.range((tenant, 0)..=(tenant, u64::MAX))?;
-        let first = range.next().transpose()?.map(|(key, _)| key.value().1);
-        let last = range.next_back().transpose()?.map(|(key, _)| key.value().1);
-        Ok(match (first, last) {
-            (Some(first), Some(last)) => (first, last),
-            (Some(first), None) => (first, first),
-            _ => (0, 0),
-        })
+        tenant_bounds(&self.txn().open_table(COLUMN_BLOCKS)?, tenant)
     }
 
     /// The counts of `column` over the blocks whose first seq is in `firsts` (see

@@ -171,6 +171,57 @@ pub fn decode_head(bytes: &[u8]) -> Result<RecordHead, StoreError> {
     head(bytes).map(|(head, _, _)| head)
 }
 
+/// A [`Text`] as it lies in a record's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRef<'a> {
+    Id(u32),
+    Inline(&'a str),
+}
+
+/// A record's head and route, read without decoding the fields after the route (so
+/// damage there goes unnoticed: [`decode`] is the full check).
+pub fn decode_route(bytes: &[u8]) -> Result<(RecordHead, Option<TextRef<'_>>), StoreError> {
+    let (head, present, mut input) = head(bytes)?;
+    let has = |bit: u16| present & bit != 0;
+    if !has(ROUTE) {
+        return Ok((head, None));
+    }
+    if has(ID) {
+        input.skip_string()?;
+    }
+    if has(TOKEN) {
+        input.varint()?;
+    }
+    if has(USER) {
+        input.u32()?;
+    }
+    if has(DEVICE) {
+        input.skip_string()?;
+    }
+    if has(GRANT) {
+        input.u32()?;
+    }
+    if has(SCOPES) {
+        let count = input.varint()?;
+        if count == 0 || count > input.0.len() as u64 {
+            return Err(corrupt("scope count"));
+        }
+        for _ in 0..count {
+            input.text_ref()?;
+        }
+    }
+    if has(IP) {
+        input.ip()?;
+    }
+    if has(AGENT) {
+        input.text_ref()?;
+    }
+    if has(METHOD) {
+        input.u32()?;
+    }
+    Ok((head, Some(input.text_ref()?)))
+}
+
 pub fn decode(bytes: &[u8]) -> Result<EventRecord, StoreError> {
     let (head, present, mut input) = head(bytes)?;
     let has = |bit: u16| present & bit != 0;
@@ -323,12 +374,25 @@ impl<'a> In<'a> {
     }
 
     fn text(&mut self) -> Result<Text, StoreError> {
+        Ok(match self.text_ref()? {
+            TextRef::Id(id) => Text::Id(id),
+            TextRef::Inline(text) => Text::Inline(text.to_owned()),
+        })
+    }
+
+    fn text_ref(&mut self) -> Result<TextRef<'a>, StoreError> {
         let raw = self.varint()?;
         if raw & 1 == 0 {
             let id = u32::try_from(raw >> 1).map_err(|_| corrupt("text id"))?;
-            return Ok(Text::Id(id));
+            return Ok(TextRef::Id(id));
         }
-        Ok(Text::Inline(Self::utf8(self.len(raw >> 1)?)?))
+        let text = std::str::from_utf8(self.len(raw >> 1)?).map_err(|_| corrupt("text"))?;
+        Ok(TextRef::Inline(text))
+    }
+
+    fn skip_string(&mut self) -> Result<(), StoreError> {
+        let len = self.varint()?;
+        self.len(len).map(|_| ())
     }
 
     fn ip(&mut self) -> Result<IpAddr, StoreError> {
@@ -501,7 +565,10 @@ mod tests {
                 }),
                 user_agent: has(AGENT).then(|| Text::Inline(text.clone())),
                 method: has(METHOD).then_some(small >> 28),
-                route: has(ROUTE).then_some(Text::Id(u32::MAX - small)),
+                route: has(ROUTE).then(|| match n & 2 {
+                    0 => Text::Id(u32::MAX - small),
+                    _ => Text::Inline(format!("/r/{text}")),
+                }),
                 status: has(STATUS).then_some(n as u16),
                 error: has(ERROR).then(|| Text::Inline(text.clone())),
                 expires_delta: has(EXPIRES).then_some(d.rotate_left(9)),
@@ -510,6 +577,14 @@ mod tests {
             };
             let bytes = encode(&record).expect("encodes");
             proptest::prop_assert!(same(&decode(&bytes).expect("decodes"), &record));
+            // The route alone, read past whatever fields come before it.
+            let (head, route) = decode_route(&bytes).expect("route");
+            proptest::prop_assert_eq!((head.ts, head.outcome), (record.ts, record.outcome));
+            let want = record.route.as_ref().map(|t| match t {
+                Text::Id(id) => TextRef::Id(*id),
+                Text::Inline(text) => TextRef::Inline(text),
+            });
+            proptest::prop_assert_eq!(route, want);
         }
     }
 }

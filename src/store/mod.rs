@@ -15,6 +15,7 @@ pub mod names;
 mod read;
 pub mod records;
 mod recount;
+mod routes;
 pub mod sketches;
 pub mod tables;
 pub mod tally;

@@ -90,7 +90,7 @@ impl NumberTables {
 }
 
 /// The logged record of an event the time index lists.
-fn logged<'a>(
+pub(super) fn logged<'a>(
     log: &'a redb::ReadOnlyTable<(u32, u64), &'static [u8]>,
     tenant: u32,
     seq: u64,
@@ -521,7 +521,12 @@ impl Snapshot {
 
     /// How many events of `tenant` fall on the UTC days touching `[from, to)`, and how
     /// many it has in all, from the day counters.
-    fn events_near(&self, tenant: u32, from: u64, to: u64) -> Result<(u64, u64), StoreError> {
+    pub(super) fn events_near(
+        &self,
+        tenant: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<(u64, u64), StoreError> {
         let days = day_of(from)..=day_of(to.saturating_sub(1));
         let rows = self.counters(tenant, Granularity::Day, Dim::Type, Some(0), 0, u32::MAX)?;
         Ok(rows.iter().fold((0, 0), |(near, total), row| {

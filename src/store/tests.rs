@@ -1016,3 +1016,72 @@ async fn running_totals_count_like_the_log_through_rebuilds_and_restarts() {
     assert_totals_match(&store.snapshot().expect("snap"), &all);
     assert_columns_match(&store, &all);
 }
+
+#[tokio::test]
+async fn routes_are_counted_like_the_log_whether_named_or_inline() {
+    use crate::model::time::HOUR_MS;
+    let (_dir, store) = open();
+    // Enough of tenant 1's events for the log to be read on two threads.
+    let mut events = columned_events(70 * columns::BLOCK as u64 * 2);
+    for (i, (_, e)) in events.iter_mut().enumerate() {
+        e.route = (i % 7 != 0).then(|| format!("/r/{}", i % 23));
+    }
+    ingest_by_tenant(&store, &events, 2_000).await;
+    // Records whose route is stored inline, as once the names table is full: one of them
+    // repeats a named route.
+    let inline = vec![
+        (1, ev("join.access", NOW), "/r/5"),
+        (1, ev("join.access", NOW + 3 * HOUR_MS), "/only/inline"),
+    ];
+    let names = store.snapshot().expect("snap").names().clone();
+    let injected = inline.clone();
+    store
+        .write(move |txn| {
+            let mut log = txn.open_table(tables::LOG)?;
+            let mut times = txn.open_table(tables::TIMES)?;
+            for (i, (tenant, e, route)) in injected.iter().enumerate() {
+                let mut record = records::EventRecord::with_names(e, e.ts, true, |text, free| {
+                    (!free).then(|| names.id(text)).flatten()
+                })
+                .expect("the type is named");
+                record.route = Some(records::Text::Inline((*route).to_owned()));
+                let seq = 1_000_000 + i as u64;
+                log.insert((*tenant, seq), record.encode()?.as_slice())?;
+                times.insert(tables::time_key(*tenant, e.ts, seq), ())?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("writes");
+    let mut all = events.clone();
+    all.extend(inline.into_iter().map(|(tenant, mut e, route)| {
+        e.route = Some(route.to_owned());
+        (tenant, e)
+    }));
+    let snap = store.snapshot().expect("snap");
+    // The whole log (in seq order, two threads), then a few hours (through the time index).
+    let first = crate::model::time::hour_of(NOW);
+    for (from_hour, to_hour) in [(0, u32::MAX), (first + 2, first + 5)] {
+        let from = u64::from(from_hour) * HOUR_MS;
+        let to = match to_hour {
+            u32::MAX => u64::MAX,
+            hour => u64::from(hour) * HOUR_MS,
+        };
+        for outcome in [None, Some(Outcome::Failure)] {
+            let mut want: Vec<(String, u64, u64)> =
+                brute_force_counts(&all, 1, from_hour, to_hour, |e| {
+                    let wanted = outcome.is_none_or(|o| o == e.outcome);
+                    e.route.clone().filter(|_| wanted)
+                });
+            want.retain(|(route, ..)| !route.is_empty());
+            let mut got: Vec<(String, u64, u64)> = snap
+                .route_counts(1, from, to, outcome.map(|o| o.code()))
+                .expect("counts")
+                .into_iter()
+                .map(|(route, (count, failures))| (route, count, failures))
+                .collect();
+            got.sort();
+            assert_eq!(got, want, "{from}..{to} {outcome:?}");
+        }
+    }
+}
