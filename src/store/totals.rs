@@ -257,8 +257,12 @@ impl Totals {
         let spawned = std::thread::Builder::new()
             .name("gatewatch-totals".into())
             .spawn(move || {
+                let started = std::time::Instant::now();
                 let result = count_all(&db, &totals.cancel);
-                totals.install(generation, result);
+                if totals.install(generation, result) {
+                    let ms = started.elapsed().as_millis() as u64;
+                    tracing::info!(ms, "running totals counted");
+                }
             });
         match spawned {
             Ok(handle) => *lock(&self.builder) = Some(handle),
@@ -280,10 +284,11 @@ impl Totals {
         self.cancel.store(false, Ordering::Release);
     }
 
-    fn install(&self, generation: u64, result: Result<Option<(u64, Counted)>, StoreError>) {
+    /// Installs a build's counts unless a later build replaced it; true if they serve.
+    fn install(&self, generation: u64, result: Result<Option<(u64, Counted)>, StoreError>) -> bool {
         let mut inner = lock(&self.inner);
         if inner.generation != generation {
-            return;
+            return false;
         }
         match result {
             Ok(Some((built_at, mut counted))) => {
@@ -298,13 +303,14 @@ impl Totals {
                 inner.recent_from = built_at;
                 inner.state = State::Ready;
                 inner.trim_recent();
-                tracing::debug!("running totals ready");
+                true
             }
-            Ok(None) => {}
+            Ok(None) => false,
             Err(error) => {
                 tracing::warn!(%error, "counting the running totals failed; /top counts blocks");
                 inner.state = State::Off;
                 inner.recent.clear();
+                false
             }
         }
     }
