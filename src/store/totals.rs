@@ -106,7 +106,16 @@ impl Counted {
             if index >= self.token_tenants.len() {
                 self.token_tenants.resize(index + 1, 0);
             }
-            self.token_tenants[index] = tenant;
+            // Tenant ids start at 1, so 0 is "not seen yet". A token number is one
+            // tenant's; one seen under two is not counted on.
+            match self.token_tenants[index] {
+                0 => self.token_tenants[index] = tenant,
+                owner if owner == tenant => {}
+                _ => {
+                    self.tokens.give_up();
+                    self.token_tenants = Vec::new();
+                }
+            }
         }
     }
 
@@ -345,6 +354,9 @@ impl Totals {
         for e in inner.newer(tenant, next_seq) {
             let count = hours.get_mut(&e.hour)?;
             *count = count.checked_sub(1)?;
+            if *count == 0 {
+                hours.remove(&e.hour);
+            }
         }
         Some(hours)
     }
@@ -442,5 +454,150 @@ impl Snapshot {
             tally.keep_failures();
         }
         Ok(Some(tally))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, hour: u32, user: u32, failure: bool) -> Entry {
+        let outcome = if failure {
+            Outcome::Failure.code()
+        } else {
+            Outcome::Success.code()
+        };
+        Entry {
+            seq,
+            hour,
+            outcome,
+            user,
+            ip: user + 100,
+            token: u64::from(user) + 1000,
+        }
+    }
+
+    fn counts(tally: Option<Tally>) -> Vec<(u64, u64, u64)> {
+        let mut counts = tally.expect("served").into_counts();
+        counts.sort_unstable();
+        counts
+    }
+
+    /// Totals whose build counted `built` (all below seq `built_at`) while the writer went
+    /// on: `absorb` was called with `during` before the build was installed.
+    fn built(built_at: u64, built: &[(u32, Entry)], during: Vec<(u32, Entry)>) -> Totals {
+        let totals = Totals::new(built_at);
+        let generation = lock(&totals.inner).generation;
+        let next = during.last().map_or(built_at, |(_, e)| e.seq + 1);
+        totals.absorb(next, during);
+        let mut counted = Counted::default();
+        for (tenant, e) in built {
+            counted.add(*tenant, e);
+        }
+        assert!(totals.install(generation, Ok(Some((built_at, counted)))));
+        totals
+    }
+
+    #[test]
+    fn entries_the_writer_adds_during_a_build_are_counted_once() {
+        // The build saw seqs 1–3; the writer committed 3 (already seen) and 4–5 meanwhile.
+        let seen = [(7, entry(1, 10, 1, false)), (7, entry(2, 11, 1, true))];
+        let mut all = seen.to_vec();
+        all.push((7, entry(3, 11, 2, false)));
+        let during = vec![
+            (7, entry(3, 11, 2, false)),
+            (7, entry(4, 12, 1, true)),
+            (8, entry(5, 12, 5, false)),
+        ];
+        let totals = built(4, &all, during);
+        assert_eq!(
+            counts(totals.tally(7, Column::User, 6)),
+            vec![(1, 3, 2), (2, 1, 0)]
+        );
+        assert_eq!(counts(totals.tally(8, Column::Ip, 6)), vec![(105, 1, 0)]);
+        // Tokens are numbered across tenants: each tenant sees only its own.
+        assert_eq!(
+            counts(totals.tally(7, Column::Token, 6)),
+            vec![(1001, 3, 2), (1002, 1, 0)]
+        );
+        let hours = totals.hours(7, 6).expect("served");
+        assert_eq!(hours, BTreeMap::from([(10, 1), (11, 2), (12, 1)]));
+        // As of seq 4, the entries from 4 on are taken back out.
+        assert_eq!(
+            counts(totals.tally(7, Column::User, 4)),
+            vec![(1, 2, 1), (2, 1, 0)]
+        );
+        assert_eq!(
+            totals.hours(7, 4).expect("served"),
+            BTreeMap::from([(10, 1), (11, 2)])
+        );
+        // Older than the build: those entries are gone.
+        assert!(totals.tally(7, Column::User, 3).is_none());
+    }
+
+    #[test]
+    fn a_reader_ahead_of_the_totals_waits_for_the_writer() {
+        let totals = Arc::new(built(1, &[], Vec::new()));
+        let writer = totals.clone();
+        let adding = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            writer.absorb(
+                3,
+                vec![(1, entry(1, 5, 9, true)), (1, entry(2, 5, 9, false))],
+            );
+        });
+        // A snapshot that already sees seqs 1 and 2.
+        assert_eq!(counts(totals.tally(1, Column::User, 3)), vec![(9, 2, 1)]);
+        adding.join().expect("joins");
+        // One that sees more than the writer ever adds gets nothing, after a bounded wait.
+        assert!(totals.tally(1, Column::User, 9).is_none());
+    }
+
+    #[test]
+    fn forgotten_or_outgrown_totals_serve_nobody() {
+        let totals = built(1, &[], vec![(1, entry(1, 5, 2, false))]);
+        assert!(totals.is_ready());
+        totals.forget();
+        assert!(!totals.is_ready());
+        assert!(totals.tally(1, Column::User, 2).is_none());
+        assert!(totals.hours(1, 2).is_none());
+
+        let mut huge = entry(2, 5, 3, false);
+        huge.token = NUMBERS_MAX;
+        let totals = built(1, &[], vec![(1, entry(1, 5, 2, false)), (1, huge)]);
+        assert!(totals.tally(1, Column::Token, 3).is_none(), "given up");
+        assert_eq!(
+            counts(totals.tally(1, Column::User, 3)),
+            vec![(2, 1, 0), (3, 1, 0)]
+        );
+
+        // A token number under two tenants.
+        let mut counted = Counted::default();
+        counted.add(1, &entry(1, 5, 2, false));
+        counted.add(2, &entry(2, 5, 2, false));
+        assert!(counted.tally(1, Column::Token).is_none());
+        assert!(counted.tally(2, Column::User).is_some());
+
+        let mut slots = Slots {
+            counts: vec![[0, 0], [u32::MAX, 0]],
+            given_up: false,
+        };
+        slots.add(1, false);
+        assert!(slots.given_up && slots.counts.is_empty());
+    }
+
+    #[test]
+    fn a_failed_build_stops_keeping_entries() {
+        let totals = Totals::new(1);
+        let generation = lock(&totals.inner).generation;
+        totals.absorb(2, vec![(1, entry(1, 5, 2, false))]);
+        let failed = Err(StoreError::Corrupt("test".into()));
+        assert!(!totals.install(generation, failed));
+        totals.absorb(3, vec![(1, entry(2, 5, 2, false))]);
+        assert!(lock(&totals.inner).recent.is_empty());
+        // A build of an older generation is not installed.
+        totals.forget();
+        assert!(!totals.install(generation, Ok(Some((3, Counted::default())))));
+        assert!(!totals.is_ready());
     }
 }
