@@ -299,7 +299,12 @@ impl Store {
                 Ok(())
             })
             .await;
-        self.totals.spawn_build(self.db.clone());
+        // Counting starts after the commit; stopping a build still running joins its
+        // thread, so off the async runtime.
+        let (totals, db) = (self.totals.clone(), self.db.clone());
+        tokio::task::spawn_blocking(move || totals.spawn_build(db))
+            .await
+            .map_err(|e| StoreError::Storage(format!("starting the totals count failed: {e}")))?;
         rebuilt?;
         Ok(before)
     }
