@@ -13,6 +13,7 @@ use super::HourRange;
 use crate::model::time::hour_of;
 use crate::model::Outcome;
 use crate::store::columns::{Column, KIND_IP, KIND_USER};
+use crate::store::tally::limit_th_largest;
 use crate::store::{Dim, Snapshot, StoreError};
 
 /// What `/top` ranks.
@@ -78,29 +79,30 @@ impl Tally {
         }
     }
 
-    /// Most events first, ties broken by key.
+    /// Most events first, ties broken by key. Only the values at or above the last
+    /// place's count are collected (a tally of routes can hold millions).
     fn ranked(self, limit: usize) -> Vec<TopItem> {
-        let mut items: Vec<TopItem> = self
+        let counts = self.0.values().map(|(count, _)| *count);
+        let floor = limit_th_largest(counts, limit).unwrap_or(1);
+        let items = self
             .0
             .into_iter()
+            .filter(|(_, (count, _))| *count >= floor)
             .map(|(key, (count, failures))| TopItem {
                 key,
                 count,
                 failures,
             })
             .collect();
-        let order =
-            |a: &TopItem, b: &TopItem| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key));
-        if limit == 0 {
-            return Vec::new();
-        }
-        if items.len() > limit {
-            items.select_nth_unstable_by(limit - 1, order);
-            items.truncate(limit);
-        }
-        items.sort_by(order);
-        items
+        best(items, limit)
     }
+}
+
+/// The first `limit` of `items`, most events first and ties broken by key.
+fn best(mut items: Vec<TopItem>, limit: usize) -> Vec<TopItem> {
+    items.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+    items.truncate(limit);
+    items
 }
 
 fn narrow(id: u64) -> Result<u32, StoreError> {
@@ -115,7 +117,7 @@ fn ranked_numbers(
     limit: usize,
     name: impl Fn(u64) -> Result<String, StoreError>,
 ) -> Result<Vec<TopItem>, StoreError> {
-    let mut items = candidates
+    let items = candidates
         .into_iter()
         .map(|(id, count, failures)| {
             Ok(TopItem {
@@ -125,9 +127,7 @@ fn ranked_numbers(
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    items.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-    items.truncate(limit);
-    Ok(items)
+    Ok(best(items, limit))
 }
 
 /// The `limit` values of `dim` with the most events of `tenant` in `range` (only events

@@ -193,8 +193,8 @@ impl Tally {
 }
 
 /// The `limit`-th largest of `counts` (zeros ignored), or `None` when fewer than `limit`
-/// are not zero.
-fn limit_th_largest(counts: impl Iterator<Item = u64>, limit: usize) -> Option<u64> {
+/// are not zero (or `limit` is 0).
+pub fn limit_th_largest(counts: impl Iterator<Item = u64>, limit: usize) -> Option<u64> {
     let mut least_kept: BinaryHeap<Reverse<u64>> = BinaryHeap::with_capacity(limit.min(4096) + 1);
     for count in counts.filter(|c| *c > 0) {
         if least_kept.len() < limit {
