@@ -356,7 +356,7 @@ impl<'a> BlockView<'a> {
             .enumerate()
             .map(|(i, (&gap, &hour_outcome))| {
                 if i > 0 {
-                    seq = seq.checked_add(gap).ok_or(corrupt("seq"))?;
+                    seq = seq.checked_add(gap).ok_or_else(|| corrupt("seq"))?;
                 }
                 let hour = (hour_outcome >> OUTCOME_BITS) + u64::from(self.min_hour);
                 let hour = u32::try_from(hour).map_err(|_| corrupt("value too wide"))?;
