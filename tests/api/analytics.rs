@@ -358,6 +358,97 @@ async fn top_matches_a_brute_force_count_for_every_dimension() {
         assert_eq!(reply.status, 400, "{bad}: {}", reply.json);
     }
 }
+/// One answer of `/top`: (key, count, failures), as listed.
+type TopItems = Vec<(String, u64, u64)>;
+
+fn top_items(reply: &Value) -> TopItems {
+    reply["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["key"].as_str().expect("key").to_owned(),
+                i["count"].as_u64().expect("count"),
+                i["failures"].as_u64().expect("failures"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn top_answers_are_whole_batches_while_events_arrive() {
+    const BATCHES: u64 = 30;
+    const PER_BATCH: u64 = 40;
+    let app = spawn_app().await;
+    let now = now_ms();
+    let event = |b: u64, i: u64| {
+        let n = b * PER_BATCH + i;
+        json!({
+            "type": if n % 3 == 0 { "token.pkce_failed" } else { "join.access" },
+            "ts": now - (n % 50) * 60_000,
+            "user_id": format!("u{}", (n * 7) % 11),
+            "ip": format!("10.1.{}.{}", n % 3, (n * 5) % 7),
+            "token": format!("t{}", (n * 3) % 17),
+        })
+    };
+    let batch = |b: u64| Value::Array((0..PER_BATCH).map(|i| event(b, i)).collect());
+    // What `/top` must answer once the first `k` batches are stored.
+    let expected = |dim: &str, k: u64| -> TopItems {
+        let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for b in 0..k {
+            for i in 0..PER_BATCH {
+                let e = event(b, i);
+                let slot = counts
+                    .entry(e[dim].as_str().expect("key").to_owned())
+                    .or_default();
+                slot.0 += 1;
+                slot.1 += u64::from(e["type"] == "token.pkce_failed");
+            }
+        }
+        let mut items: TopItems = counts.into_iter().map(|(k, (c, f))| (k, c, f)).collect();
+        items.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        items
+    };
+    let dims = ["user_id", "ip", "token"];
+    let ingest = async {
+        for b in 0..BATCHES {
+            app.ingest_ok(&batch(b)).await;
+        }
+    };
+    let query = async {
+        let mut answers = Vec::new();
+        for round in 0..40 {
+            let dim = dims[round % dims.len()];
+            let path = format!("/api/v1/tenants/default/top?dim={dim}&range=24h&limit=100");
+            let reply = app.get(&path, app.owner()).await;
+            assert_eq!(reply.status, 200, "{}", reply.json);
+            answers.push((dim, top_items(&reply.json)));
+        }
+        answers
+    };
+    let ((), answers) = tokio::join!(ingest, query);
+    // Batches are stored whole and in order, and every event has each value, so each
+    // answer, read from one snapshot, is that of the first k batches for some k.
+    let mut ks = Vec::new();
+    for (dim, items) in answers {
+        let total: u64 = items.iter().map(|(_, count, _)| count).sum();
+        assert_eq!(total % PER_BATCH, 0, "{dim}: part of a batch in {items:?}");
+        let k = total / PER_BATCH;
+        assert_eq!(items, expected(dim, k), "{dim} after {k} batches");
+        ks.push(k);
+    }
+    assert!(
+        ks.windows(2).all(|w| w[0] <= w[1]),
+        "answers went back in time: {ks:?}"
+    );
+    for dim in dims {
+        let path = format!("/api/v1/tenants/default/top?dim={dim}&range=24h&limit=100");
+        let reply = app.get(&path, app.owner()).await;
+        assert_eq!(top_items(&reply.json), expected(dim, BATCHES), "{dim}");
+    }
+}
+
 #[tokio::test]
 async fn stats_answer_every_field_of_the_contract() {
     let app = spawn_app().await;
