@@ -130,7 +130,8 @@ impl Column {
         }
     }
 
-    fn of(self, e: &Entry) -> u64 {
+    /// This column's value in `e` (0: none).
+    pub(super) fn of(self, e: &Entry) -> u64 {
         match self {
             Column::User => u64::from(e.user),
             Column::Ip => u64::from(e.ip),

@@ -367,20 +367,12 @@ impl Totals {
         let mut tally = inner.counted.tally(tenant, column)?;
         let failure = Outcome::Failure.code();
         for e in inner.newer(tenant, next_seq) {
-            let id = column_of(column, e);
+            let id = column.of(e);
             if id != 0 && !tally.remove(id, e.outcome == failure) {
                 return None;
             }
         }
         Some(tally)
-    }
-}
-
-fn column_of(column: Column, e: &Entry) -> u64 {
-    match column {
-        Column::User => u64::from(e.user),
-        Column::Ip => u64::from(e.ip),
-        Column::Token => e.token,
     }
 }
 
