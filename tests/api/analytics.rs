@@ -335,19 +335,7 @@ async fn top_matches_a_brute_force_count_for_every_dimension() {
             }
             let reply = app.get(&path, app.owner()).await;
             assert_eq!(reply.status, 200, "{path}: {}", reply.json);
-            let got: Vec<(String, u64, u64)> = reply.json["items"]
-                .as_array()
-                .expect("items")
-                .iter()
-                .map(|i| {
-                    (
-                        i["key"].as_str().expect("key").to_owned(),
-                        i["count"].as_u64().expect("count"),
-                        i["failures"].as_u64().expect("failures"),
-                    )
-                })
-                .collect();
-            assert_eq!(got, expected, "{path}");
+            assert_eq!(top_items(&reply.json), expected, "{path}");
             assert_eq!(reply.json["dim"], dim);
         }
     }
