@@ -20,6 +20,7 @@ use std::net::IpAddr;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
+use super::postings::{PostingWriter, Unposted};
 use super::read::{user_named, Snapshot};
 use super::records::EventRecord;
 use super::tables::*;
@@ -122,6 +123,18 @@ pub enum Column {
 }
 
 impl Column {
+    /// Every column, in the order of their [`Column::code`]s.
+    pub const ALL: [Column; 3] = [Column::User, Column::Ip, Column::Token];
+
+    /// The column's number in stored keys (see `postings`).
+    pub(super) fn code(self) -> u8 {
+        match self {
+            Column::User => 0,
+            Column::Ip => 1,
+            Column::Token => 2,
+        }
+    }
+
     fn position(self) -> usize {
         match self {
             Column::User => USER,
@@ -181,7 +194,9 @@ pub fn encode_block(entries: &[Entry]) -> Vec<u8> {
     out
 }
 
-fn encode_column(out: &mut Vec<u8>, values: impl Iterator<Item = u64> + Clone) {
+/// Appends `values` frame-of-reference encoded: the width in bytes of the largest
+/// difference to the minimum, the minimum, then each difference in that many bytes.
+pub(super) fn encode_column(out: &mut Vec<u8>, values: impl Iterator<Item = u64> + Clone) {
     let base = values.clone().min().unwrap_or(0);
     let span = values.clone().map(|v| v - base).max().unwrap_or(0);
     let width = (8 - span.leading_zeros() as usize / 8) as u8;
@@ -201,16 +216,28 @@ pub struct BlockView<'a> {
     columns: [ColumnBytes<'a>; COLUMNS],
 }
 
+/// One column as [`encode_column`] wrote it, not yet decoded.
 #[derive(Clone, Copy)]
-struct ColumnBytes<'a> {
+pub(super) struct ColumnBytes<'a> {
     width: usize,
     base: u64,
     data: &'a [u8],
 }
 
-impl ColumnBytes<'_> {
+impl<'a> ColumnBytes<'a> {
+    /// Reads a column of `len` values from the front of `rest`.
+    pub(super) fn read(rest: &mut Reader<'a>, len: usize) -> Result<ColumnBytes<'a>, StoreError> {
+        let width = usize::from(rest.take(1)?[0]);
+        if width > 8 {
+            return Err(corrupt("bad width"));
+        }
+        let base = u64::from_le_bytes(rest.array()?);
+        let data = rest.take(width * len)?;
+        Ok(ColumnBytes { width, base, data })
+    }
+
     /// Whether the column holds `value`, read from its bytes without decoding them.
-    fn contains(&self, value: u64) -> bool {
+    pub(super) fn contains(&self, value: u64) -> bool {
         let Some(offset) = value.checked_sub(self.base) else {
             return false;
         };
@@ -226,7 +253,7 @@ impl ColumnBytes<'_> {
 
     /// Every value of the column, into `out` (cleared first). The common widths get
     /// their own loops: this is the inner loop of every ranking.
-    fn decode_into(&self, len: usize, out: &mut Vec<u64>) {
+    pub(super) fn decode_into(&self, len: usize, out: &mut Vec<u64>) {
         out.clear();
         let base = self.base;
         let data = self.data;
@@ -257,10 +284,10 @@ impl ColumnBytes<'_> {
 }
 
 /// Reads a block's bytes front to back.
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if self.0.len() < n {
             return Err(corrupt("truncated"));
         }
@@ -269,11 +296,11 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
         self.take(N)?.try_into().map_err(|_| corrupt("truncated"))
     }
 
-    fn u32(&mut self) -> Result<u32, StoreError> {
+    pub(super) fn u32(&mut self) -> Result<u32, StoreError> {
         self.array().map(u32::from_le_bytes)
     }
 }
@@ -300,16 +327,7 @@ impl<'a> BlockView<'a> {
             data: &[],
         }; COLUMNS];
         for column in &mut columns {
-            let width = usize::from(rest.take(1)?[0]);
-            if width > 8 {
-                return Err(corrupt("bad width"));
-            }
-            let base = u64::from_le_bytes(rest.array()?);
-            *column = ColumnBytes {
-                width,
-                base,
-                data: rest.take(width * len)?,
-            };
+            *column = ColumnBytes::read(&mut rest, len)?;
         }
         if !rest.0.is_empty() {
             return Err(corrupt("trailing bytes"));
@@ -381,6 +399,8 @@ pub struct ColumnState {
     known_len: usize,
     /// Rows in each tenant's tail, once counted.
     tails: HashMap<u32, usize>,
+    /// Where each tenant's postings stop, once read.
+    unposted: HashMap<u32, Unposted>,
 }
 
 impl ColumnState {
@@ -396,6 +416,7 @@ pub struct ColumnWriter<'txn, 's> {
     values: Table<'txn, (u32, u8, u32), &'static [u8]>,
     tail: Table<'txn, (u32, u64), TailValue>,
     blocks: Table<'txn, (u32, u64), &'static [u8]>,
+    postings: PostingWriter<'txn>,
     state: &'s mut ColumnState,
 }
 
@@ -409,8 +430,22 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
             values: txn.open_table(VALUE_NAMES)?,
             tail: txn.open_table(COLUMN_TAIL)?,
             blocks: txn.open_table(COLUMN_BLOCKS)?,
+            postings: PostingWriter::open(txn)?,
             state,
         })
+    }
+
+    /// Posts at most `limit` of `tenant`'s due spans (see `postings`); returns how many.
+    pub fn post_due(&mut self, tenant: u32, limit: usize) -> Result<usize, StoreError> {
+        let unposted = match self.state.unposted.get_mut(&tenant) {
+            Some(unposted) => unposted,
+            None => {
+                let unposted = self.postings.unposted(&self.blocks, tenant)?;
+                self.state.unposted.entry(tenant).or_insert(unposted)
+            }
+        };
+        self.postings
+            .post_due(&self.blocks, tenant, unposted, limit)
     }
 
     /// The number of user id or IP `value` in `tenant`, assigning the next one if it is
@@ -497,12 +532,15 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
         self.tail
             .retain_in((tenant, 0)..=(tenant, u64::MAX), |_, _| false)?;
         self.state.tails.insert(tenant, 0);
+        if let Some(unposted) = self.state.unposted.get_mut(&tenant) {
+            unposted.sealed();
+        }
         Ok(entry)
     }
 }
 
 /// Folds every logged event into the column tables, in (tenant, seq) order: all of them
-/// (`start` = None), or those from `start` on.
+/// (`start` = None), or those from `start` on; and posts every span that becomes due.
 pub fn fold_log(
     txn: &WriteTransaction,
     start: Option<(u32, u64)>,
@@ -511,16 +549,25 @@ pub fn fold_log(
     let mut state = ColumnState::default();
     let mut columns = ColumnWriter::open(txn, &mut state)?;
     let log = txn.open_table(LOG)?;
+    let mut tenants: Vec<u32> = Vec::new();
+    let mut stopped_at = None;
     for (folded, entry) in log.range(start.unwrap_or((0, 0))..)?.enumerate() {
         let (key, bytes) = entry?;
         let (tenant, seq) = key.value();
         if folded == limit {
-            return Ok(Some((tenant, seq)));
+            stopped_at = Some((tenant, seq));
+            break;
+        }
+        if tenants.last() != Some(&tenant) {
+            tenants.push(tenant);
         }
         let record = EventRecord::decode(bytes.value())?;
         columns.append(tenant, seq, Fields::of(&record))?;
     }
-    Ok(None)
+    for tenant in tenants {
+        columns.post_due(tenant, usize::MAX)?;
+    }
+    Ok(stopped_at)
 }
 
 /// Builds the column tables of a store written before they existed, in chunks: each
@@ -541,6 +588,10 @@ pub fn build(db: &Database) -> Result<(), StoreError> {
                 (Some(tenant), Some(seq)) => Some((tenant as u32, seq)),
                 _ => None,
             };
+            if start.is_none() {
+                // Postings are posted from the blocks: none can be older than the first.
+                PostingWriter::open(&txn)?.clear()?;
+            }
             match fold_log(&txn, start, BUILD_CHUNK)? {
                 Some((tenant, seq)) => {
                     meta.insert(META_COLUMNS_TENANT, u64::from(tenant))?;
@@ -803,7 +854,8 @@ impl Snapshot {
     }
 
     /// The (hour, seq) of each of `tenant`'s events in hours `[from_hour, to_hour)` whose
-    /// `column` holds number `id`, in seq order.
+    /// `column` holds number `id`, in seq order: from the postings, then the blocks not
+    /// yet posted and the tail.
     pub fn seqs_with(
         &self,
         tenant: u32,
@@ -814,10 +866,14 @@ impl Snapshot {
     ) -> Result<Vec<(u32, u64)>, StoreError> {
         let position = column.position();
         let hours = from_hour..to_hour;
-        let search = |firsts| {
-            let mut found = Vec::new();
-            let mut values = Vec::new();
-            self.for_each_block_in(tenant, firsts, Hours::inside(from_hour, to_hour), |view| {
+        let (mut found, unposted) = self.posted_seqs_with(tenant, column, id, &hours)?;
+        let mut values = Vec::new();
+        let unposted = unposted..=u64::MAX;
+        self.for_each_block_in(
+            tenant,
+            unposted,
+            Hours::inside(from_hour, to_hour),
+            |view| {
                 if !view.columns[position].contains(id) {
                     return Ok(());
                 }
@@ -831,13 +887,8 @@ impl Snapshot {
                         .map(|(_, (seq, hour))| (hour, seq)),
                 );
                 Ok(())
-            })?;
-            Ok(found)
-        };
-        let mut found = self.on_halves(tenant, search, |mut lower, upper| {
-            lower.extend(upper);
-            lower
-        })?;
+            },
+        )?;
         self.for_each_tail_entry(tenant, |e| {
             if column.of(&e) == id && hours.contains(&e.hour) {
                 found.push((e.hour, e.seq));

@@ -23,7 +23,9 @@ use super::StoreError;
 ///    built from the log at open.
 /// 4. Records (event format 2) name their user by that number and hold `ts` in six
 ///    bytes; the time index is keyed by one `u128` ([`time_key`]) instead of a tuple.
-pub const SCHEMA_VERSION: u64 = 4;
+/// 5. Adds the postings (see `postings`), posted from the column blocks at open. A
+///    version 4 binary would not keep them up to date, so it must not open the store.
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// Events moved from a version 1 log per transaction.
 const UPGRADE_CHUNK: usize = 50_000;
@@ -52,6 +54,9 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
     }
     // Version 1 and 2 stores (and an interrupted build) get their column tables here.
     super::columns::build(db)?;
+    // Before anything else writes, so that every tenant's due spans are posted; this
+    // creates the posting tables too.
+    super::postings::catch_up(db)?;
     let txn = db.begin_write()?;
     let next_seq;
     let sketch_seq;
@@ -81,6 +86,8 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         txn.open_table(VALUE_NAMES)?;
         txn.open_table(COLUMN_TAIL)?;
         txn.open_table(COLUMN_BLOCKS)?;
+        txn.open_table(POSTING_SPANS)?;
+        txn.open_table(POSTINGS)?;
         if meta.get(META_LIFETIMES_BUILT)?.is_none() {
             super::lifetimes::build_from_ends(&txn)?;
             meta.insert(META_LIFETIMES_BUILT, 1)?;

@@ -12,6 +12,7 @@ mod event_format;
 mod lifetimes;
 mod migrate;
 pub mod names;
+mod postings;
 mod read;
 pub mod records;
 mod recount;

@@ -34,7 +34,8 @@ pub struct RecountReport {
     /// Sketch buckets that differ from the same sketches recomputed from the log.
     pub sketch_mismatches: u64,
     /// Column entries that differ from those of the logged events (missing or extra ones
-    /// included), blocks that are not full, and value numbers that do not map both ways.
+    /// included), blocks that are not full, value numbers that do not map both ways, and
+    /// posting spans and chunks that differ from the blocks they were posted from.
     pub column_mismatches: u64,
 }
 
@@ -142,6 +143,7 @@ impl Snapshot {
             },
         )?;
         report.column_mismatches += columned.count() as u64;
+        report.column_mismatches += self.posting_mismatches()?;
         report.index_mismatches += times.len()?.abs_diff(log.len()?);
         report.events = expected.events;
         let counters = self.txn().open_table(COUNTERS)?;
@@ -292,6 +294,7 @@ impl Store {
                 drop(ids);
                 txn.open_table(COLUMN_TAIL)?.retain(|_, _| false)?;
                 txn.open_table(COLUMN_BLOCKS)?.retain(|_, _| false)?;
+                super::postings::PostingWriter::open(txn)?.clear()?;
                 super::columns::fold_log(txn, None, usize::MAX)?;
                 // On the writer thread, before any later group: the totals count the new
                 // blocks once this transaction has committed.

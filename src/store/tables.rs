@@ -94,6 +94,14 @@ pub const COLUMN_TAIL: TableDefinition<(u32, u64), TailValue> = TableDefinition:
 /// Sealed column blocks: (tenant, seq of the first entry) → an encoded block.
 pub const COLUMN_BLOCKS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("column_blocks");
 
+/// Posted spans of column blocks (see `postings`): (tenant, seq of the span's first entry)
+/// → (the seq after its last entry, partitions).
+pub const POSTING_SPANS: TableDefinition<(u32, u64), (u64, u16)> =
+    TableDefinition::new("posting_spans");
+/// One partition of one column of a span: (tenant, column code, span's first seq,
+/// partition) → an encoded chunk.
+pub const POSTINGS: TableDefinition<(u32, u8, u64, u16), &[u8]> = TableDefinition::new("postings");
+
 /// (hour, outcome code, user number, IP number, token number); 0 = none.
 pub type TailValue = (u32, u8, u32, u32, u64);
 

@@ -308,6 +308,7 @@ fn downgrade_to_v1(path: &std::path::Path) {
             old.insert(key.value(), state.as_slice()).expect("insert");
         }
     }
+    drop_postings(&txn);
     txn.delete_table(tables::LOG).expect("drop");
     txn.delete_table(tables::TIMES).expect("drop");
     txn.delete_table(tables::TOKENS).expect("drop");
@@ -324,6 +325,12 @@ fn downgrade_to_v1(path: &std::path::Path) {
         .expect("no token numbers");
     drop(meta);
     txn.commit().expect("commit");
+}
+
+/// Drops the posting tables, which no store before version 5 had.
+fn drop_postings(txn: &redb::WriteTransaction) {
+    txn.delete_table(tables::POSTING_SPANS).expect("drop");
+    txn.delete_table(tables::POSTINGS).expect("drop");
 }
 
 /// Rewrites a current store as schema version 3 wrote it (records of format 1 with the
@@ -356,6 +363,7 @@ fn downgrade_to_v3(path: &std::path::Path, v2: bool) {
                 .expect("insert");
         }
     }
+    drop_postings(&txn);
     txn.delete_table(tables::LOG).expect("drop");
     txn.delete_table(tables::TIMES).expect("drop");
     if v2 {
@@ -1084,4 +1092,93 @@ async fn routes_are_counted_like_the_log_whether_named_or_inline() {
             assert_eq!(got, want, "{from}..{to} {outcome:?}");
         }
     }
+}
+
+/// The posted spans of `tenant` (first seq of each).
+fn posted_spans(store: &Store, tenant: u32) -> Vec<u64> {
+    let snap = store.snapshot().expect("snap");
+    let spans = snap.txn().open_table(tables::POSTING_SPANS).expect("spans");
+    redb::ReadableTable::range(&spans, (tenant, 0)..=(tenant, u64::MAX))
+        .expect("range")
+        .map(|row| row.expect("row").0.value().1)
+        .collect()
+}
+
+#[tokio::test]
+async fn postings_follow_the_blocks_through_groups_rebuilds_and_upgrades() {
+    let (dir, store) = open();
+    let span = (postings::SPAN_BLOCKS * columns::BLOCK) as u64;
+    // Tenant 1 gets two thirds of the events: 5 spans and a part, tenant 2 2 and a part.
+    let events = columned_events(8 * span + 77);
+    ingest_by_tenant(&store, &events, 61).await;
+    let pages = |store: &Store| {
+        let snap = store.snapshot().expect("snap");
+        let all = EventFilter {
+            from: NOW,
+            to: NOW + 100 * crate::model::time::HOUR_MS,
+            ..EventFilter::default()
+        };
+        for filter in [
+            EventFilter {
+                user_id: Some("user-62".into()),
+                ..all.clone()
+            },
+            EventFilter {
+                token: Some("tok-8".into()),
+                ..all.clone()
+            },
+            EventFilter {
+                ip: Some("2001:db8::5/128".parse().expect("net")),
+                from: NOW + 3 * crate::model::time::HOUR_MS,
+                to: NOW + 30 * crate::model::time::HOUR_MS,
+                ..EventFilter::default()
+            },
+        ] {
+            assert_pages_walk_all(&snap, &filter, 13);
+        }
+    };
+    // The writer posted each span in the group that sealed its last block.
+    assert_eq!(posted_spans(&store, 1).len(), 5);
+    assert_eq!(posted_spans(&store, 2).len(), 2);
+    let report = store.snapshot().expect("snap").verify().expect("verifies");
+    assert!(report.is_consistent(), "{report:?}");
+    pages(&store);
+
+    // A lost chunk is found by verify and restored by rebuild.
+    store
+        .write(|txn| {
+            let mut chunks = txn.open_table(tables::POSTINGS)?;
+            let last = redb::ReadableTable::last(&chunks)?.map(|(key, _)| key.value());
+            if let Some(key) = last {
+                chunks.remove(key)?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("writes");
+    let before = store.rebuild().await.expect("rebuilds");
+    assert_eq!(before.column_mismatches, 1);
+    let report = store.snapshot().expect("snap").verify().expect("verifies");
+    assert!(report.is_consistent(), "{report:?}");
+    assert_eq!(posted_spans(&store, 1).len(), 5);
+    pages(&store);
+
+    // A version 4 store gets its postings at open.
+    store.close();
+    drop(store);
+    {
+        let db = redb::Database::open(dir.path().join(DB_FILE)).expect("opens");
+        let txn = db.begin_write().expect("write");
+        drop_postings(&txn);
+        txn.open_table(tables::META)
+            .expect("meta")
+            .insert(tables::META_SCHEMA_VERSION, 4)
+            .expect("version");
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(dir.path(), WriterConfig::default()).expect("reopens");
+    assert_eq!(posted_spans(&store, 1).len(), 5);
+    let report = store.snapshot().expect("snap").verify().expect("verifies");
+    assert!(report.is_consistent(), "{report:?}");
+    pages(&store);
 }
