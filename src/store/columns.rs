@@ -196,7 +196,7 @@ pub fn encode_block(entries: &[Entry]) -> Vec<u8> {
 
 /// Appends `values` frame-of-reference encoded: the width in bytes of the largest
 /// difference to the minimum, the minimum, then each difference in that many bytes.
-pub(super) fn encode_column(out: &mut Vec<u8>, values: impl Iterator<Item = u64> + Clone) {
+fn encode_column(out: &mut Vec<u8>, values: impl Iterator<Item = u64> + Clone) {
     let base = values.clone().min().unwrap_or(0);
     let span = values.clone().map(|v| v - base).max().unwrap_or(0);
     let width = (8 - span.leading_zeros() as usize / 8) as u8;
@@ -218,7 +218,7 @@ pub struct BlockView<'a> {
 
 /// One column as [`encode_column`] wrote it, not yet decoded.
 #[derive(Clone, Copy)]
-pub(super) struct ColumnBytes<'a> {
+struct ColumnBytes<'a> {
     width: usize,
     base: u64,
     data: &'a [u8],
@@ -226,7 +226,7 @@ pub(super) struct ColumnBytes<'a> {
 
 impl<'a> ColumnBytes<'a> {
     /// Reads a column of `len` values from the front of `rest`.
-    pub(super) fn read(rest: &mut Reader<'a>, len: usize) -> Result<ColumnBytes<'a>, StoreError> {
+    fn read(rest: &mut Reader<'a>, len: usize) -> Result<ColumnBytes<'a>, StoreError> {
         let width = usize::from(rest.take(1)?[0]);
         if width > 8 {
             return Err(corrupt("bad width"));
@@ -237,7 +237,7 @@ impl<'a> ColumnBytes<'a> {
     }
 
     /// Whether the column holds `value`, read from its bytes without decoding them.
-    pub(super) fn contains(&self, value: u64) -> bool {
+    fn contains(&self, value: u64) -> bool {
         let Some(offset) = value.checked_sub(self.base) else {
             return false;
         };
@@ -253,7 +253,7 @@ impl<'a> ColumnBytes<'a> {
 
     /// Every value of the column, into `out` (cleared first). The common widths get
     /// their own loops: this is the inner loop of every ranking.
-    pub(super) fn decode_into(&self, len: usize, out: &mut Vec<u64>) {
+    fn decode_into(&self, len: usize, out: &mut Vec<u64>) {
         out.clear();
         let base = self.base;
         let data = self.data;
@@ -284,10 +284,10 @@ impl<'a> ColumnBytes<'a> {
 }
 
 /// Reads a block's bytes front to back.
-pub(super) struct Reader<'a>(pub(super) &'a [u8]);
+struct Reader<'a>(&'a [u8]);
 
 impl<'a> Reader<'a> {
-    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if self.0.len() < n {
             return Err(corrupt("truncated"));
         }
@@ -296,11 +296,11 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
         self.take(N)?.try_into().map_err(|_| corrupt("truncated"))
     }
 
-    pub(super) fn u32(&mut self) -> Result<u32, StoreError> {
+    fn u32(&mut self) -> Result<u32, StoreError> {
         self.array().map(u32::from_le_bytes)
     }
 }

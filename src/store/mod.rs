@@ -4,6 +4,7 @@
 //! transactions on tokio's blocking pool and never block the writer (MVCC).
 
 pub mod admin;
+mod bitpack;
 pub mod codec;
 pub mod columns;
 mod counters;

@@ -20,7 +20,8 @@ use std::ops::Range;
 
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
-use super::columns::{encode_column, BlockView, Column, ColumnBytes, Entry, Reader, BLOCK};
+use super::bitpack::{BitReader, BitWriter};
+use super::columns::{BlockView, Column, Entry, BLOCK};
 use super::read::Snapshot;
 use super::tables::*;
 use super::StoreError;
@@ -46,55 +47,52 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("posting chunk: {what}"))
 }
 
-/// Encodes entries of one partition (ascending seq, at least one) of `column`.
-fn encode_chunk(column: Column, partitions: u16, entries: &[&Entry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + entries.len() * 5);
-    out.push(CHUNK_FORMAT);
-    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
-    let first = entries.first().map_or(0, |e| e.seq);
-    out.extend_from_slice(&first.to_le_bytes());
+/// Encodes entries of one partition of `column` (ascending seq, at least one) of the span
+/// that starts at seq `span_first`.
+fn encode_chunk(column: Column, partitions: u16, span_first: u64, entries: &[&Entry]) -> Vec<u8> {
+    let mut out = BitWriter::default();
+    out.put(u64::from(CHUNK_FORMAT), 8);
+    out.number(entries.len() as u64);
+    let first = entries.first().map_or(span_first, |e| e.seq);
+    out.number(first - span_first);
     // The first gap repeats the second, as in a block, so a constant column stays constant.
     let mut gaps: Vec<u64> = entries.windows(2).map(|w| w[1].seq - w[0].seq).collect();
     gaps.insert(0, gaps.first().copied().unwrap_or(0));
-    encode_column(&mut out, gaps.into_iter());
-    encode_column(&mut out, entries.iter().map(|e| u64::from(e.hour)));
+    out.column(gaps.into_iter());
+    out.column(entries.iter().map(|e| u64::from(e.hour)));
     let partitions = u64::from(partitions);
-    encode_column(&mut out, entries.iter().map(|e| column.of(e) / partitions));
-    out
+    out.column(entries.iter().map(|e| column.of(e) / partitions));
+    out.into_bytes()
 }
 
-/// The (hour, seq) of each entry of chunk `bytes` whose number's quotient is `quotient`
-/// and whose hour is in `hours`, appended to `found` in seq order.
+/// The (hour, seq) of each entry of chunk `bytes` (of the span that starts at seq
+/// `span_first`) whose number's quotient is `quotient` and whose hour is in `hours`,
+/// appended to `found` in seq order.
 fn find_in_chunk(
     bytes: &[u8],
+    span_first: u64,
     quotient: u64,
     hours: &Range<u32>,
     found: &mut Vec<(u32, u64)>,
 ) -> Result<(), StoreError> {
-    let mut rest = Reader(bytes);
-    if rest.take(1)?[0] != CHUNK_FORMAT {
+    let mut chunk = BitReader::new(bytes);
+    if chunk.get(8)? != u64::from(CHUNK_FORMAT) {
         return Err(corrupt("unknown format"));
     }
-    let len = rest.u32()? as usize;
-    let first = u64::from_le_bytes(rest.array()?);
+    let len = usize::try_from(chunk.number()?).map_err(|_| corrupt("length"))?;
     if len == 0 || len > SPAN_BLOCKS * BLOCK {
-        return Err(corrupt("bad length"));
+        return Err(corrupt("length"));
     }
-    let gaps = ColumnBytes::read(&mut rest, len)?;
-    let hour_column = ColumnBytes::read(&mut rest, len)?;
-    let quotients = ColumnBytes::read(&mut rest, len)?;
-    if !rest.0.is_empty() {
-        return Err(corrupt("trailing bytes"));
-    }
-    if !quotients.contains(quotient) {
-        return Ok(());
-    }
-    let (mut seq_gaps, mut hour_values, mut values) = (Vec::new(), Vec::new(), Vec::new());
-    gaps.decode_into(len, &mut seq_gaps);
-    hour_column.decode_into(len, &mut hour_values);
-    quotients.decode_into(len, &mut values);
+    let first = span_first
+        .checked_add(chunk.number()?)
+        .ok_or_else(|| corrupt("seq"))?;
+    let (mut gaps, mut hour_values, mut quotients) = (Vec::new(), Vec::new(), Vec::new());
+    chunk.column(len, &mut gaps)?;
+    chunk.column(len, &mut hour_values)?;
+    chunk.column(len, &mut quotients)?;
+    chunk.finish()?;
     let mut seq = first;
-    for (i, ((&gap, &hour), &value)) in seq_gaps.iter().zip(&hour_values).zip(&values).enumerate() {
+    for (i, ((&gap, &hour), &value)) in gaps.iter().zip(&hour_values).zip(&quotients).enumerate() {
         if i > 0 {
             seq = seq.checked_add(gap).ok_or_else(|| corrupt("seq"))?;
         }
@@ -109,6 +107,7 @@ fn find_in_chunk(
 /// The chunks of one span: (column code, partition) → chunk.
 fn span_chunks(entries: &[Entry], partitions: u16) -> BTreeMap<(u8, u16), Vec<u8>> {
     let mut chunks = BTreeMap::new();
+    let span_first = entries.first().map_or(0, |e| e.seq);
     let mut parts: Vec<Vec<&Entry>> = vec![Vec::new(); usize::from(partitions)];
     for column in Column::ALL {
         for part in &mut parts {
@@ -122,7 +121,7 @@ fn span_chunks(entries: &[Entry], partitions: u16) -> BTreeMap<(u8, u16), Vec<u8
         }
         for (partition, part) in (0..partitions).zip(&parts) {
             if !part.is_empty() {
-                let chunk = encode_chunk(column, partitions, part);
+                let chunk = encode_chunk(column, partitions, span_first, part);
                 chunks.insert((column.code(), partition), chunk);
             }
         }
@@ -292,7 +291,7 @@ impl Snapshot {
             let partitions = u64::from(partitions);
             let partition = (id % partitions) as u16;
             if let Some(chunk) = chunks.get((tenant, column.code(), first, partition))? {
-                find_in_chunk(chunk.value(), id / partitions, hours, &mut found)?;
+                find_in_chunk(chunk.value(), first, id / partitions, hours, &mut found)?;
             }
             unposted = end;
         }
@@ -395,7 +394,8 @@ mod tests {
                         let partition = (id % u64::from(partitions)) as u16;
                         if let Some(chunk) = chunks.get(&(column.code(), partition)) {
                             let quotient = id / u64::from(partitions);
-                            find_in_chunk(chunk, quotient, &hours, &mut found).expect("decodes");
+                            find_in_chunk(chunk, entries[0].seq, quotient, &hours, &mut found)
+                                .expect("decodes");
                         }
                         assert_eq!(
                             found,
@@ -414,7 +414,7 @@ mod tests {
         let chunks = span_chunks(&entries, 1);
         let chunk = chunks.get(&(Column::User.code(), 0)).expect("a user chunk");
         for cut in 0..chunk.len() {
-            let result = find_in_chunk(&chunk[..cut], 3, &(0..u32::MAX), &mut Vec::new());
+            let result = find_in_chunk(&chunk[..cut], 2, 3, &(0..u32::MAX), &mut Vec::new());
             assert!(
                 matches!(result, Err(StoreError::Corrupt(_))),
                 "cut at {cut}"
@@ -422,6 +422,6 @@ mod tests {
         }
         let mut bad = chunk.clone();
         bad[0] = 9;
-        assert!(find_in_chunk(&bad, 3, &(0..u32::MAX), &mut Vec::new()).is_err());
+        assert!(find_in_chunk(&bad, 2, 3, &(0..u32::MAX), &mut Vec::new()).is_err());
     }
 }
