@@ -6,9 +6,9 @@
 //! ([`POSTING_SPANS`]: `(tenant, first seq) → (seq after the last, partitions)`). For each
 //! column, the span's entries that carry a number are split by `number % partitions`, and
 //! each non-empty partition is one chunk ([`POSTINGS`]: `(tenant, column, span's first seq,
-//! partition) → chunk`) holding, frame-of-reference encoded like a block's columns, the
-//! seq (as gaps), the hour and `number / partitions` of each of its entries. A lookup
-//! reads one chunk per span, then the blocks after the last span and the tail.
+//! partition) → chunk`) holding, as bit-packed columns (see `bitpack`), the seq (as
+//! gaps), the hour and `number / partitions` of each of its entries. A lookup reads one
+//! chunk per span, then the blocks after the last span and the tail.
 //!
 //! Spans are a function of the blocks alone (a tenant's blocks taken [`SPAN_BLOCKS`] at a
 //! time from its first), posted in order: `verify` recomputes them, `rebuild` rewrites
