@@ -5,7 +5,7 @@
 //! Every [`SPAN_BLOCKS`] sealed blocks of a tenant are posted as one span
 //! ([`POSTING_SPANS`]: `(tenant, first seq) → (seq after the last, partitions)`). For each
 //! column, the span's entries that carry a number are split by `number % partitions`, and
-//! each non-empty partition is one chunk ([`POSTINGS`]: `(tenant, column, span's first seq,
+//! each non-empty partition is one chunk ([`POSTINGS`]: `(tenant, span's first seq, column,
 //! partition) → chunk`) holding, as bit-packed columns (see `bitpack`), the seq (as
 //! gaps), the hour and `number / partitions` of each of its entries. A lookup reads one
 //! chunk per span, then the blocks after the last span and the tail.
@@ -161,7 +161,7 @@ pub struct Unposted {
 /// The posting tables of one write transaction.
 pub struct PostingWriter<'txn> {
     spans: Table<'txn, (u32, u64), (u64, u16)>,
-    chunks: Table<'txn, (u32, u8, u64, u16), &'static [u8]>,
+    chunks: Table<'txn, (u32, u64, u8, u16), &'static [u8]>,
 }
 
 impl<'txn> PostingWriter<'txn> {
@@ -209,7 +209,7 @@ impl<'txn> PostingWriter<'txn> {
             let (first, end) = (first.seq, last.seq + 1);
             for ((column, partition), chunk) in span_chunks(&entries, PARTITIONS) {
                 self.chunks
-                    .insert((tenant, column, first, partition), chunk.as_slice())?;
+                    .insert((tenant, first, column, partition), chunk.as_slice())?;
             }
             self.spans.insert((tenant, first), (end, PARTITIONS))?;
             *unposted = Unposted {
@@ -290,7 +290,7 @@ impl Snapshot {
             }
             let partitions = u64::from(partitions);
             let partition = (id % partitions) as u16;
-            if let Some(chunk) = chunks.get((tenant, column.code(), first, partition))? {
+            if let Some(chunk) = chunks.get((tenant, first, column.code(), partition))? {
                 find_in_chunk(chunk.value(), first, id / partitions, hours, &mut found)?;
             }
             unposted = end;
@@ -329,7 +329,7 @@ impl Snapshot {
                 continue;
             }
             for ((column, partition), chunk) in span_chunks(&expected, partitions) {
-                let stored = chunks.get((tenant, column, first, partition))?;
+                let stored = chunks.get((tenant, first, column, partition))?;
                 if stored.is_some() {
                     checked_chunks += 1;
                 }

@@ -98,9 +98,10 @@ pub const COLUMN_BLOCKS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::n
 /// → (the seq after its last entry, partitions).
 pub const POSTING_SPANS: TableDefinition<(u32, u64), (u64, u16)> =
     TableDefinition::new("posting_spans");
-/// One partition of one column of a span: (tenant, column code, span's first seq,
-/// partition) → an encoded chunk.
-pub const POSTINGS: TableDefinition<(u32, u8, u64, u16), &[u8]> = TableDefinition::new("postings");
+/// One partition of one column of a span: (tenant, span's first seq, column code,
+/// partition) → an encoded chunk. The span before the column, so that a new span's chunks
+/// are appended after the tenant's others (leaves filled, not split in half).
+pub const POSTINGS: TableDefinition<(u32, u64, u8, u16), &[u8]> = TableDefinition::new("postings");
 
 /// (hour, outcome code, user number, IP number, token number); 0 = none.
 pub type TailValue = (u32, u8, u32, u32, u64);
