@@ -7,6 +7,7 @@ pub mod admin;
 mod bitpack;
 pub mod codec;
 pub mod columns;
+mod compact;
 mod counters;
 mod error;
 mod event_format;
@@ -33,6 +34,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 
 use crate::model::Event;
 pub use admin::{KeyInfo, MemberInfo, TenantInfo, UserInfo};
+pub use compact::compact;
 pub use counters::CounterRow;
 pub use error::StoreError;
 pub use names::Names;
@@ -230,25 +232,6 @@ impl Store {
         self.writer.stop();
         self.totals.stop_build();
     }
-}
-
-/// Compacts the store file in `dir` (no server may have it open). Returns the file size
-/// before and after.
-pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
-    let path = dir.join(DB_FILE);
-    let size = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.len())
-            .map_err(|e| StoreError::Storage(format!("reading {}: {e}", p.display())))
-    };
-    let before = size(&path)?;
-    let mut db = Database::open(&path)?;
-    while db
-        .compact()
-        .map_err(|e| StoreError::Storage(format!("compacting: {e}")))?
-    {}
-    drop(db);
-    Ok((before, size(&path)?))
 }
 
 impl Drop for Store {
