@@ -33,7 +33,8 @@ pub enum Command {
     Verify(Common),
     /// Recompute every aggregate from the log, reporting what differed.
     Rebuild(Common),
-    /// Give the free space inside the store file back to the file system (server stopped).
+    /// Rewrite the store into a new, densely packed file and give the old one's space back
+    /// (server stopped; needs free disk space for the copy).
     Compact(Common),
     /// Serve a temporary store filled with realistic traffic (and live traffic while it
     /// runs); prints the URL and the logins. The store is deleted on exit.
