@@ -46,7 +46,8 @@ pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
     if copy_path.exists() {
         std::fs::remove_file(&copy_path).map_err(|e| storage("removing", &copy_path, e))?;
     }
-    let copied = copy_store(&path, &copy_path);
+    let copied =
+        copy_store(&path, &copy_path).and_then(|()| keep_owner_and_mode(&path, &copy_path));
     if copied.is_err() {
         // Best effort: the next compaction removes it too.
         let _ = std::fs::remove_file(&copy_path);
@@ -74,6 +75,20 @@ fn copy_store(path: &Path, copy_path: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Storage(e.to_string()))?;
     last.commit()?;
     Ok(())
+}
+
+/// Gives the copy the store file's owner and permissions: `compact` run as root on a
+/// packaged install must leave a file the service's own user can still open.
+fn keep_owner_and_mode(path: &Path, copy_path: &Path) -> Result<(), StoreError> {
+    let meta = std::fs::metadata(path).map_err(|e| storage("reading", path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::os::unix::fs::chown(copy_path, Some(meta.uid()), Some(meta.gid()))
+            .map_err(|e| storage("changing the owner of", copy_path, e))?;
+    }
+    std::fs::set_permissions(copy_path, meta.permissions())
+        .map_err(|e| storage("setting the permissions of", copy_path, e))
 }
 
 /// Copies every table of `from` into `to`; refuses, before copying anything, a store

@@ -1192,7 +1192,16 @@ async fn compaction_copies_every_event_and_aggregate_and_refuses_unknown_tables(
     store.close();
     drop(store);
 
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.path().join(DB_FILE);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let (_, after) = compact(dir.path()).expect("compacts");
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the copy keeps the store's permissions"
+    );
     assert_eq!(
         after,
         std::fs::metadata(dir.path().join(DB_FILE))
