@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::support::{now_ms, spawn_app, DAY_MS, HOUR_MS};
+use crate::support::{now_ms, rfc3339, spawn_app, DAY_MS, HOUR_MS};
 
 /// (ts, type, outcome, client, grant)
 type Row = (
@@ -777,4 +777,85 @@ async fn unique_counts_are_exact_to_a_thousand_and_within_one_percent_beyond() {
         "unique_users {users} is not within 1 % of 100,000"
     );
     assert_eq!(stats["total_events"], 100_000);
+}
+
+/// 80,000 events: more than one posted span (65,536 events, see ARCHITECTURE.md), so these
+/// listings read the postings, then the blocks after them and the tail.
+#[tokio::test]
+async fn one_value_filters_list_every_event_past_a_posted_span() {
+    let app = spawn_app().await;
+    let now = now_ms();
+    let user = |n: u64| format!("user-{}", n % 400);
+    let token = |n: u64| format!("t{}", n % 250);
+    let ip = |n: u64| format!("10.9.{}.{}", (n % 1000) / 256, (n % 1000) % 256);
+    let ts = |n: u64| now - n * 1000; // all distinct, all within the last 24 hours
+    for chunk in 0..8u64 {
+        let body: String = (0..10_000u64)
+            .map(|i| {
+                let n = chunk * 10_000 + i;
+                format!(
+                    "{{\"type\":\"join.access\",\"ts\":{},\"user_id\":\"{}\",\"token\":\"{}\",\"ip\":\"{}\"}}\n",
+                    ts(n),
+                    user(n),
+                    token(n),
+                    ip(n)
+                )
+            })
+            .collect();
+        let reply = app
+            .post(
+                "/api/v1/events",
+                app.ingest(),
+                Some("application/x-ndjson"),
+                body.into_bytes(),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+    }
+    // What each listing must return: the matching events' times, newest first.
+    let expect = |pick: &dyn Fn(u64) -> bool| -> Vec<String> {
+        (0..80_000u64)
+            .filter(|&n| pick(n))
+            .map(|n| rfc3339(ts(n)))
+            .collect()
+    };
+    let walk = |query: String, limit: usize| {
+        let app = &app;
+        async move {
+            let (mut listed, mut cursor) = (Vec::new(), None::<String>);
+            loop {
+                let mut path = format!("range=24h&limit={limit}&{query}");
+                if let Some(c) = &cursor {
+                    path.push_str(&format!("&cursor={c}"));
+                }
+                let page = app.events_page("default", &path).await;
+                for e in page["events"].as_array().expect("events") {
+                    listed.push(e["ts"].as_str().expect("ts").to_owned());
+                }
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => return listed,
+                }
+            }
+        }
+    };
+    let cases: Vec<(String, Vec<String>)> = vec![
+        ("user_id=user-7".into(), expect(&|n| n % 400 == 7)),
+        ("user_id=user-399".into(), expect(&|n| n % 400 == 399)),
+        ("token=t11".into(), expect(&|n| n % 250 == 11)),
+        ("ip=10.9.3.200".into(), expect(&|n| n % 1000 == 968)),
+        (
+            "user_id=user-10&token=t10".into(),
+            expect(&|n| n % 400 == 10 && n % 250 == 10),
+        ),
+    ];
+    for (query, expected) in cases {
+        assert!(expected.len() > 20, "{query} selects too little");
+        assert_eq!(walk(query.clone(), 1000).await, expected, "{query}");
+        assert_eq!(
+            walk(query.clone(), 37).await,
+            expected,
+            "{query}, 37 a page"
+        );
+    }
 }
