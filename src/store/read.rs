@@ -1,6 +1,7 @@
 //! Read methods over a consistent snapshot: events by time range and filters, one event by
 //! seq, counter buckets. Readers never block the writer (redb MVCC).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use ipnet::IpNet;
@@ -10,7 +11,7 @@ use super::codec::decode;
 use super::columns::{Column, ValueRef, KIND_USER};
 use super::counters::CounterRow;
 use super::names::Names;
-use super::records::{EventRecord, Numbers, RecordHead, TokenRecord};
+use super::records::{EventRecord, Numbers, RecordHead, Text, TokenRecord};
 use super::sketches::SharedBook;
 use super::tables::*;
 use super::totals::Totals;
@@ -148,9 +149,69 @@ impl EventFilter {
                 [&e.route, &e.user_agent, &e.error, &e.context]
                     .into_iter()
                     .flatten()
-                    .any(|text| text.to_lowercase().contains(q))
+                    .any(|text| contains_folded(text, q))
             })
     }
+}
+
+/// What a listing checks on a record before naming its token and user (two lookups
+/// each): its address and the text search, which need nothing but the record and the
+/// interned names. Whether each interned text matches the search is remembered.
+struct RecordCheck<'f> {
+    filter: &'f EventFilter,
+    names: &'f Names,
+    texts: HashMap<u32, bool>,
+}
+
+impl<'f> RecordCheck<'f> {
+    fn new(filter: &'f EventFilter, names: &'f Names) -> RecordCheck<'f> {
+        RecordCheck {
+            filter,
+            names,
+            texts: HashMap::new(),
+        }
+    }
+
+    /// False when `record` cannot match the filter; true says nothing yet (the decoded
+    /// event goes through [`EventFilter::matches`]).
+    fn may_match(&mut self, record: &EventRecord) -> bool {
+        if let Some(net) = &self.filter.ip {
+            if !record.ip.is_some_and(|ip| net.contains(&ip)) {
+                return false;
+            }
+        }
+        let Some(q) = self.filter.q.as_deref() else {
+            return true;
+        };
+        let (names, texts) = (self.names, &mut self.texts);
+        let mut text_matches = |text: &Text| match text {
+            Text::Id(id) => *texts
+                .entry(*id)
+                .or_insert_with(|| names.text(*id).is_some_and(|t| contains_folded(t, q))),
+            Text::Inline(t) => contains_folded(t, q),
+        };
+        [&record.route, &record.user_agent, &record.error]
+            .into_iter()
+            .flatten()
+            .any(&mut text_matches)
+            || record
+                .context
+                .as_deref()
+                .is_some_and(|c| contains_folded(c, q))
+    }
+}
+
+/// Whether `text`, lower-cased, contains `q` (lower-cased already): as
+/// `text.to_lowercase().contains(q)`, without the copy when `text` is ASCII.
+fn contains_folded(text: &str, q: &str) -> bool {
+    if !text.is_ascii() {
+        return text.to_lowercase().contains(q);
+    }
+    q.is_empty()
+        || text
+            .as_bytes()
+            .windows(q.len())
+            .any(|w| w.eq_ignore_ascii_case(q.as_bytes()))
 }
 
 /// One page of a newest-first listing.
@@ -258,6 +319,7 @@ impl Snapshot {
         };
         let mut events: Vec<StoredEvent> = Vec::new();
         let mut next = None;
+        let mut check = RecordCheck::new(filter, &self.names);
         'spans: for (start, end) in spans {
             for entry in times.range(start..end)?.rev() {
                 let (_, _, seq) = time_key_parts(entry?.0.value());
@@ -269,7 +331,11 @@ impl Snapshot {
                 {
                     continue;
                 }
-                let stored = self.decode_event(&tokens, tenant, seq, bytes.value())?;
+                let record = EventRecord::decode(bytes.value())?;
+                if !check.may_match(&record) {
+                    continue;
+                }
+                let stored = self.stored_event(&tokens, tenant, seq, record)?;
                 if filter.matches(&stored.event) {
                     if let Some(last) = events.last().filter(|_| events.len() == limit) {
                         next = Some((last.event.ts, last.seq));
@@ -569,7 +635,17 @@ impl Snapshot {
         seq: u64,
         bytes: &[u8],
     ) -> Result<StoredEvent, StoreError> {
-        let record = EventRecord::decode(bytes)?;
+        self.stored_event(numbers, tenant, seq, EventRecord::decode(bytes)?)
+    }
+
+    /// Event `seq` of `tenant` from its decoded record, its token and user named.
+    fn stored_event(
+        &self,
+        numbers: &NumberTables,
+        tenant: u32,
+        seq: u64,
+        record: EventRecord,
+    ) -> Result<StoredEvent, StoreError> {
         Ok(StoredEvent {
             seq,
             tenant,
@@ -681,6 +757,46 @@ impl Snapshot {
         match table.get((tenant, token))? {
             Some(bytes) => decode::<TokenRecord>(bytes.value(), "token").map(|t| Some(t.state)),
             None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_folded;
+
+    #[test]
+    fn folded_search_equals_lowercasing_the_text() {
+        let texts = [
+            "",
+            "Mozilla BOT-Scanner",
+            "/Join/Secret?x=1",
+            "ÉCOLE Zürich",
+            "\u{212A}elvin", // the Kelvin sign lower-cases to an ASCII k
+            "İstanbul",
+            "a",
+        ];
+        let needles = [
+            "",
+            "bot",
+            "bot-scanner",
+            "join/s",
+            "école",
+            "zür",
+            "kelvin",
+            "k",
+            "i̇st",
+            "x",
+            "a",
+        ];
+        for text in texts {
+            for q in needles {
+                assert_eq!(
+                    contains_folded(text, q),
+                    text.to_lowercase().contains(q),
+                    "{text:?} / {q:?}"
+                );
+            }
         }
     }
 }
