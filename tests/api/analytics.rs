@@ -758,15 +758,7 @@ async fn unique_counts_are_exact_to_a_thousand_and_within_one_percent_beyond() {
                 )
             })
             .collect();
-        let reply = app
-            .post(
-                "/api/v1/events",
-                app.ingest(),
-                Some("application/x-ndjson"),
-                body.into_bytes(),
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.json);
+        app.ingest_ndjson_ok(body).await;
     }
     let stats = app.stats("default", "range=24h").await;
     assert_eq!(stats["unique_ips"], 10, "{stats}");
@@ -802,15 +794,7 @@ async fn one_value_filters_list_every_event_past_a_posted_span() {
                 )
             })
             .collect();
-        let reply = app
-            .post(
-                "/api/v1/events",
-                app.ingest(),
-                Some("application/x-ndjson"),
-                body.into_bytes(),
-            )
-            .await;
-        assert_eq!(reply.status, 200, "{}", reply.json);
+        app.ingest_ndjson_ok(body).await;
     }
     // What each listing must return: the matching events' times, newest first.
     let expect = |pick: &dyn Fn(u64) -> bool| -> Vec<String> {

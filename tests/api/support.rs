@@ -404,6 +404,19 @@ impl TestApp {
             .collect()
     }
 
+    /// Ingests an NDJSON body with the ingest key; insists on a 200.
+    pub async fn ingest_ndjson_ok(&self, body: String) {
+        let reply = self
+            .post(
+                "/api/v1/events",
+                self.ingest(),
+                Some("application/x-ndjson"),
+                body.into_bytes(),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.json);
+    }
+
     /// `GET /api/v1/tenants/{tenant}/stats?{query}` as the owner; insists on a 200.
     pub async fn stats(&self, tenant: &str, query: &str) -> Value {
         let reply = self
