@@ -17,6 +17,11 @@ fn width(value: u64) -> u32 {
     64 - value.leading_zeros()
 }
 
+/// A mask of the low `bits` bits (`bits` ≤ 64).
+fn low_bits(bits: u32) -> u64 {
+    u64::MAX.checked_shr(64 - bits).unwrap_or(0)
+}
+
 /// Appends bits to a byte vector.
 #[derive(Debug, Default)]
 pub struct BitWriter {
@@ -114,11 +119,32 @@ impl<'a> BitReader<'a> {
         if bits > 64 || self.bits + bits as usize * len > self.data.len() * 8 {
             return Err(corrupt("column longer than the data"));
         }
+        if base.checked_add(low_bits(bits)).is_none() {
+            return Err(corrupt("value"));
+        }
+        out.reserve(len);
+        if bits > 56 {
+            for _ in 0..len {
+                out.push(base + self.get(bits)?);
+            }
+            return Ok(());
+        }
+        // Each value lies within the eight bytes from its first: read them as one word.
+        let mask = low_bits(bits);
         for _ in 0..len {
-            let value = base
-                .checked_add(self.get(bits)?)
-                .ok_or_else(|| corrupt("value"))?;
-            out.push(value);
+            let at = self.bits / 8;
+            let word = match self.data.get(at..at + 8) {
+                Some(eight) => eight.try_into().unwrap_or([0; 8]),
+                None => {
+                    let mut word = [0u8; 8];
+                    let rest = &self.data[at.min(self.data.len())..];
+                    word[..rest.len()].copy_from_slice(rest);
+                    word
+                }
+            };
+            let value = (u64::from_le_bytes(word) >> (self.bits % 8)) & mask;
+            out.push(base + value);
+            self.bits += bits as usize;
         }
         Ok(())
     }

@@ -681,8 +681,13 @@ impl Hours {
         }
     }
 
-    fn takes(&self, hour: u32) -> bool {
+    pub(super) fn takes(&self, hour: u32) -> bool {
         (self.from..self.to).contains(&hour) == self.inside
+    }
+
+    /// The hours taken, when they are one range.
+    pub(super) fn range(&self) -> Option<std::ops::Range<u32>> {
+        self.inside.then_some(self.from..self.to)
     }
 
     /// Whether a block of hours `[min, max]` may hold an hour this takes.
@@ -753,8 +758,9 @@ impl Snapshot {
         self.count_column(tenant, column, Hours::inside(from_hour, to_hour), outcome)
     }
 
-    /// The counts of `column` over `tenant`'s events of `hours`, counted from the blocks
-    /// and the tail (see [`Self::column_counts`]).
+    /// The counts of `column` over `tenant`'s events of `hours`, counted from the hour
+    /// pieces of the posted spans, the blocks after them and the tail (see
+    /// [`Self::column_counts`]).
     pub(super) fn count_column(
         &self,
         tenant: u32,
@@ -763,7 +769,16 @@ impl Snapshot {
         outcome: Option<u8>,
     ) -> Result<Tally, StoreError> {
         let failure = Outcome::Failure.code();
-        let count = |firsts| self.count_blocks(tenant, firsts, column, hours, outcome);
+        let unposted = self.posted_end(tenant)?;
+        let count = |firsts: std::ops::RangeInclusive<u64>| {
+            let mut tally = Tally::default();
+            self.count_posted(tenant, firsts.clone(), column, hours, outcome, &mut tally)?;
+            let blocks = unposted.max(*firsts.start())..=*firsts.end();
+            if !blocks.is_empty() {
+                self.count_blocks(tenant, blocks, column, hours, outcome, &mut tally)?;
+            }
+            Ok(tally)
+        };
         let mut tally = self.on_halves(tenant, count, |mut lower, upper| {
             lower.merge(upper);
             lower
@@ -795,7 +810,7 @@ impl Snapshot {
         tenant_bounds(&self.txn().open_table(COLUMN_BLOCKS)?, tenant)
     }
 
-    /// The counts of `column` over the blocks whose first seq is in `firsts` (see
+    /// Counts `column` over the blocks whose first seq is in `firsts` into `tally` (see
     /// [`Self::column_counts`]).
     fn count_blocks(
         &self,
@@ -804,10 +819,10 @@ impl Snapshot {
         column: Column,
         hours: Hours,
         outcome: Option<u8>,
-    ) -> Result<Tally, StoreError> {
+        tally: &mut Tally,
+    ) -> Result<(), StoreError> {
         let position = column.position();
         let failure = u64::from(Outcome::Failure.code());
-        let mut tally = Tally::default();
         let (mut hour_outcomes, mut values, mut wanted) = (Vec::new(), Vec::new(), Vec::new());
         self.for_each_block_in(tenant, firsts, hours, |view| {
             view.columns[HOUR_OUTCOME].decode_into(view.len, &mut hour_outcomes);
@@ -830,8 +845,7 @@ impl Snapshot {
             );
             tally.add_all(&wanted);
             Ok(())
-        })?;
-        Ok(tally)
+        })
     }
 
     /// The user id or IP address (as text) numbered `id` of `kind` in `tenant`.

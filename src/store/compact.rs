@@ -119,6 +119,7 @@ fn copy_all(from: &ReadTransaction, to: &Database) -> Result<(), StoreError> {
                 COLUMN_BLOCKS,
                 POSTING_SPANS,
                 POSTINGS,
+                SPAN_HOURS,
                 DEDUP,
                 SKETCHES
             )

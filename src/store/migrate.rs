@@ -25,7 +25,9 @@ use super::StoreError;
 ///    bytes; the time index is keyed by one `u128` ([`time_key`]) instead of a tuple.
 /// 5. Adds the postings (see `postings`), posted from the column blocks at open. A
 ///    version 4 binary would not keep them up to date, so it must not open the store.
-pub const SCHEMA_VERSION: u64 = 5;
+/// 6. Adds the hour pieces of each posted span (see `hour_pieces`): a version 5 store's
+///    spans are posted again at open.
+pub const SCHEMA_VERSION: u64 = 6;
 
 /// Events moved from a version 1 log per transaction.
 const UPGRADE_CHUNK: usize = 50_000;
@@ -50,6 +52,7 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         }
         Some(1) => v1::upgrade(db)?,
         Some(2 | 3) => v3::upgrade(db)?,
+        Some(5) => super::postings::forget_all(db)?,
         _ => {}
     }
     // Version 1 and 2 stores (and an interrupted build) get their column tables here.
@@ -88,6 +91,7 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         txn.open_table(COLUMN_BLOCKS)?;
         txn.open_table(POSTING_SPANS)?;
         txn.open_table(POSTINGS)?;
+        txn.open_table(SPAN_HOURS)?;
         if meta.get(META_LIFETIMES_BUILT)?.is_none() {
             super::lifetimes::build_from_ends(&txn)?;
             meta.insert(META_LIFETIMES_BUILT, 1)?;

@@ -11,6 +11,7 @@ mod compact;
 mod counters;
 mod error;
 mod event_format;
+mod hour_pieces;
 mod lifetimes;
 mod migrate;
 pub mod names;

@@ -22,6 +22,7 @@ use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::bitpack::{BitReader, BitWriter};
 use super::columns::{BlockView, Column, Entry, BLOCK};
+use super::hour_pieces::span_pieces;
 use super::read::Snapshot;
 use super::tables::*;
 use super::StoreError;
@@ -162,6 +163,7 @@ pub struct Unposted {
 pub struct PostingWriter<'txn> {
     spans: Table<'txn, (u32, u64), (u64, u16)>,
     chunks: Table<'txn, (u32, u64, u8, u16), &'static [u8]>,
+    pieces: Table<'txn, (u32, u64, u8, u32), &'static [u8]>,
 }
 
 impl<'txn> PostingWriter<'txn> {
@@ -169,6 +171,7 @@ impl<'txn> PostingWriter<'txn> {
         Ok(PostingWriter {
             spans: txn.open_table(POSTING_SPANS)?,
             chunks: txn.open_table(POSTINGS)?,
+            pieces: txn.open_table(SPAN_HOURS)?,
         })
     }
 
@@ -211,6 +214,10 @@ impl<'txn> PostingWriter<'txn> {
                 self.chunks
                     .insert((tenant, first, column, partition), chunk.as_slice())?;
             }
+            for ((column, hour), piece) in span_pieces(&entries) {
+                self.pieces
+                    .insert((tenant, first, column, hour), piece.as_slice())?;
+            }
             self.spans.insert((tenant, first), (end, PARTITIONS))?;
             *unposted = Unposted {
                 from: end,
@@ -225,6 +232,7 @@ impl<'txn> PostingWriter<'txn> {
     pub fn clear(&mut self) -> Result<(), StoreError> {
         self.spans.retain(|_, _| false)?;
         self.chunks.retain(|_, _| false)?;
+        self.pieces.retain(|_, _| false)?;
         Ok(())
     }
 }
@@ -234,6 +242,15 @@ impl Unposted {
     pub fn sealed(&mut self) {
         self.blocks += 1;
     }
+}
+
+/// Forgets every posted span, so that [`catch_up`] posts them again (when a new schema
+/// adds to what a span holds).
+pub fn forget_all(db: &redb::Database) -> Result<(), StoreError> {
+    let txn = db.begin_write()?;
+    PostingWriter::open(&txn)?.clear()?;
+    txn.commit()?;
+    Ok(())
 }
 
 /// Spans posted per transaction when a store is brought up to date at open.
@@ -298,14 +315,26 @@ impl Snapshot {
         Ok((found, unposted))
     }
 
-    /// Posting spans and chunks that differ from what `tenant`'s blocks give (missing and
-    /// extra ones included).
+    /// The seq after `tenant`'s last posted span (0 when none is posted): its blocks from
+    /// there on are not posted.
+    pub(super) fn posted_end(&self, tenant: u32) -> Result<u64, StoreError> {
+        let spans = self.txn().open_table(POSTING_SPANS)?;
+        let last = spans.range((tenant, 0)..=(tenant, u64::MAX))?.next_back();
+        Ok(match last {
+            Some(row) => row?.1.value().0,
+            None => 0,
+        })
+    }
+
+    /// Posting spans, chunks and hour pieces that differ from what the blocks give
+    /// (missing and extra ones included).
     pub(super) fn posting_mismatches(&self) -> Result<u64, StoreError> {
         let spans = self.txn().open_table(POSTING_SPANS)?;
         let chunks = self.txn().open_table(POSTINGS)?;
+        let pieces = self.txn().open_table(SPAN_HOURS)?;
         let blocks = self.txn().open_table(COLUMN_BLOCKS)?;
         let mut mismatches = 0;
-        let mut checked_chunks = 0;
+        let (mut checked_chunks, mut checked_pieces) = (0, 0);
         let mut previous: Option<(u32, u64)> = None;
         for span in spans.iter()? {
             let (key, value) = span?;
@@ -337,9 +366,19 @@ impl Snapshot {
                     mismatches += 1;
                 }
             }
+            for ((column, hour), piece) in span_pieces(&expected) {
+                let stored = pieces.get((tenant, first, column, hour))?;
+                if stored.is_some() {
+                    checked_pieces += 1;
+                }
+                if stored.is_none_or(|stored| stored.value() != piece.as_slice()) {
+                    mismatches += 1;
+                }
+            }
         }
-        // Chunks of no span, or of a span that was not checked.
+        // Chunks and pieces of no span, or of a span that was not checked.
         mismatches += chunks.len()?.abs_diff(checked_chunks);
+        mismatches += pieces.len()?.abs_diff(checked_pieces);
         Ok(mismatches)
     }
 }

@@ -102,6 +102,10 @@ pub const POSTING_SPANS: TableDefinition<(u32, u64), (u64, u16)> =
 /// partition) → an encoded chunk. The span before the column, so that a new span's chunks
 /// are appended after the tenant's others (leaves filled, not split in half).
 pub const POSTINGS: TableDefinition<(u32, u64, u8, u16), &[u8]> = TableDefinition::new("postings");
+/// One piece of one column of a span, its entries ordered by hour (see `hour_pieces`):
+/// (tenant, span's first seq, column code, first hour) → an encoded piece.
+pub const SPAN_HOURS: TableDefinition<(u32, u64, u8, u32), &[u8]> =
+    TableDefinition::new("span_hours");
 
 /// (hour, outcome code, user number, IP number, token number); 0 = none.
 pub type TailValue = (u32, u8, u32, u32, u64);

@@ -331,6 +331,12 @@ fn downgrade_to_v1(path: &std::path::Path) {
 fn drop_postings(txn: &redb::WriteTransaction) {
     txn.delete_table(tables::POSTING_SPANS).expect("drop");
     txn.delete_table(tables::POSTINGS).expect("drop");
+    drop_hour_pieces(txn);
+}
+
+/// Drops the hour pieces, which no store before version 6 had.
+fn drop_hour_pieces(txn: &redb::WriteTransaction) {
+    txn.delete_table(tables::SPAN_HOURS).expect("drop");
 }
 
 /// Rewrites a current store as schema version 3 wrote it (records of format 1 with the
@@ -740,6 +746,7 @@ fn assert_columns_match(store: &Store, events: &[(u32, Event)]) {
             (0, u32::MAX),
             (first + 3, first + 17),
             (first + 49, first + 50),
+            (first + 2, first + 48),
         ] {
             let users = brute_force_counts(events, tenant, from, to, |e| e.user_id.clone());
             let ips = brute_force_counts(events, tenant, from, to, |e| e.ip.map(|i| i.to_string()));
@@ -1144,7 +1151,9 @@ async fn postings_follow_the_blocks_through_groups_rebuilds_and_upgrades() {
     assert!(report.is_consistent(), "{report:?}");
     pages(&store);
 
-    // A lost chunk is found by verify and restored by rebuild.
+    assert_columns_match(&store, &events);
+
+    // A lost chunk and a lost hour piece are found by verify and restored by rebuild.
     store
         .write(|txn| {
             let mut chunks = txn.open_table(tables::POSTINGS)?;
@@ -1152,35 +1161,47 @@ async fn postings_follow_the_blocks_through_groups_rebuilds_and_upgrades() {
             if let Some(key) = last {
                 chunks.remove(key)?;
             }
+            let mut pieces = txn.open_table(tables::SPAN_HOURS)?;
+            let first = redb::ReadableTable::first(&pieces)?.map(|(key, _)| key.value());
+            if let Some(key) = first {
+                pieces.remove(key)?;
+            }
             Ok(())
         })
         .await
         .expect("writes");
     let before = store.rebuild().await.expect("rebuilds");
-    assert_eq!(before.column_mismatches, 1);
+    assert_eq!(before.column_mismatches, 2);
     let report = store.snapshot().expect("snap").verify().expect("verifies");
     assert!(report.is_consistent(), "{report:?}");
     assert_eq!(posted_spans(&store, 1).len(), 5);
     pages(&store);
 
-    // A version 4 store gets its postings at open.
-    store.close();
-    drop(store);
-    {
-        let db = redb::Database::open(dir.path().join(DB_FILE)).expect("opens");
-        let txn = db.begin_write().expect("write");
-        drop_postings(&txn);
-        txn.open_table(tables::META)
-            .expect("meta")
-            .insert(tables::META_SCHEMA_VERSION, 4)
-            .expect("version");
-        txn.commit().expect("commit");
+    // A version 4 store gets its postings at open, a version 5 store its hour pieces.
+    let mut store = store;
+    for (version, drop_tables) in [
+        (4, drop_postings as fn(&redb::WriteTransaction)),
+        (5, drop_hour_pieces),
+    ] {
+        store.close();
+        drop(store);
+        {
+            let db = redb::Database::open(dir.path().join(DB_FILE)).expect("opens");
+            let txn = db.begin_write().expect("write");
+            drop_tables(&txn);
+            txn.open_table(tables::META)
+                .expect("meta")
+                .insert(tables::META_SCHEMA_VERSION, version)
+                .expect("version");
+            txn.commit().expect("commit");
+        }
+        store = Store::open(dir.path(), WriterConfig::default()).expect("reopens");
+        assert_eq!(posted_spans(&store, 1).len(), 5);
+        let report = store.snapshot().expect("snap").verify().expect("verifies");
+        assert!(report.is_consistent(), "{report:?}");
+        pages(&store);
+        assert_columns_match(&store, &events);
     }
-    let store = Store::open(dir.path(), WriterConfig::default()).expect("reopens");
-    assert_eq!(posted_spans(&store, 1).len(), 5);
-    let report = store.snapshot().expect("snap").verify().expect("verifies");
-    assert!(report.is_consistent(), "{report:?}");
-    pages(&store);
 }
 
 #[tokio::test]
