@@ -194,17 +194,26 @@ impl Tally {
 
 /// The `limit`-th largest of `counts` (zeros ignored), or `None` when fewer than `limit`
 /// are not zero (or `limit` is 0).
-pub fn limit_th_largest(counts: impl Iterator<Item = u64>, limit: usize) -> Option<u64> {
+pub fn limit_th_largest(mut counts: impl Iterator<Item = u64>, limit: usize) -> Option<u64> {
+    if limit == 0 {
+        return None;
+    }
     let mut least_kept: BinaryHeap<Reverse<u64>> = BinaryHeap::with_capacity(limit.min(4096) + 1);
-    for count in counts.filter(|c| *c > 0) {
-        if least_kept.len() < limit {
+    for count in counts.by_ref() {
+        if count > 0 {
             least_kept.push(Reverse(count));
-        } else if least_kept
-            .peek()
-            .is_some_and(|Reverse(least)| count > *least)
-        {
+            if least_kept.len() == limit {
+                break;
+            }
+        }
+    }
+    // The least kept is at least 1 from here on, so zeros fall out at the first test.
+    let mut least = least_kept.peek().map_or(u64::MAX, |Reverse(least)| *least);
+    for count in counts {
+        if count > least {
             least_kept.pop();
             least_kept.push(Reverse(count));
+            least = least_kept.peek().map_or(u64::MAX, |Reverse(least)| *least);
         }
     }
     (least_kept.len() == limit)
