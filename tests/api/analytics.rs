@@ -772,15 +772,18 @@ async fn unique_counts_are_exact_to_a_thousand_and_within_one_percent_beyond() {
 }
 
 /// 80,000 events: more than one posted span (65,536 events, see ARCHITECTURE.md), so these
-/// listings read the postings, then the blocks after them and the tail.
+/// listings read the postings, and `/top` the hour pieces, then the blocks after them and
+/// the tail.
 #[tokio::test]
-async fn one_value_filters_list_every_event_past_a_posted_span() {
+async fn one_value_filters_and_top_past_a_posted_span_answer_like_a_brute_force() {
     let app = spawn_app().await;
     let now = now_ms();
     let user = |n: u64| format!("user-{}", n % 400);
     let token = |n: u64| format!("t{}", n % 250);
     let ip = |n: u64| format!("10.9.{}.{}", (n % 1000) / 256, (n % 1000) % 256);
-    let ts = |n: u64| now - n * 1000; // all distinct, all within the last 24 hours
+    // All distinct, in no order, over the last 6.5 days: a span's hours hold fewer
+    // entries than an hour piece, so pieces hold several hours.
+    let ts = |n: u64| now - (n * 7919 % 80_000) * 7_000;
     for chunk in 0..8u64 {
         let body: String = (0..10_000u64)
             .map(|i| {
@@ -798,17 +801,16 @@ async fn one_value_filters_list_every_event_past_a_posted_span() {
     }
     // What each listing must return: the matching events' times, newest first.
     let expect = |pick: &dyn Fn(u64) -> bool| -> Vec<String> {
-        (0..80_000u64)
-            .filter(|&n| pick(n))
-            .map(|n| rfc3339(ts(n)))
-            .collect()
+        let mut times: Vec<u64> = (0..80_000u64).filter(|&n| pick(n)).map(ts).collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        times.into_iter().map(rfc3339).collect()
     };
     let walk = |query: String, limit: usize| {
         let app = &app;
         async move {
             let (mut listed, mut cursor) = (Vec::new(), None::<String>);
             loop {
-                let mut path = format!("range=24h&limit={limit}&{query}");
+                let mut path = format!("range=7d&limit={limit}&{query}");
                 if let Some(c) = &cursor {
                     path.push_str(&format!("&cursor={c}"));
                 }
@@ -841,5 +843,35 @@ async fn one_value_filters_list_every_event_past_a_posted_span() {
             expected,
             "{query}, 37 a page"
         );
+    }
+
+    // /top over part of the day (hour pieces), and over most of it (running totals less
+    // the hours outside, from the pieces), equal a brute-force count.
+    let hour = 3_600_000;
+    let this_hour = now / hour * hour;
+    let keys: [(&str, &dyn Fn(u64) -> String); 3] =
+        [("user_id", &user), ("token", &token), ("ip", &ip)];
+    for (hours_ago_from, hours_ago_to) in [(101, 40), (150, 2), (31, 30)] {
+        let (from, to) = (
+            this_hour - hours_ago_from * hour,
+            this_hour - hours_ago_to * hour,
+        );
+        for (dim, key_of) in keys {
+            let mut counts = std::collections::BTreeMap::<String, u64>::new();
+            for n in (0..80_000u64).filter(|&n| (from..to).contains(&ts(n))) {
+                *counts.entry(key_of(n)).or_default() += 1;
+            }
+            let mut expected: TopItems = counts.into_iter().map(|(k, c)| (k, c, 0)).collect();
+            expected.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            expected.truncate(100);
+            let path = format!(
+                "/api/v1/tenants/default/top?dim={dim}&limit=100&from={}&to={}",
+                rfc3339(from),
+                rfc3339(to)
+            );
+            let reply = app.get(&path, app.owner()).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.json);
+            assert_eq!(top_items(&reply.json), expected, "{path}");
+        }
     }
 }
