@@ -685,9 +685,10 @@ impl Hours {
         (self.from..self.to).contains(&hour) == self.inside
     }
 
-    /// The hours taken, when they are one range.
-    pub(super) fn range(&self) -> Option<std::ops::Range<u32>> {
-        self.inside.then_some(self.from..self.to)
+    /// The range's first hour, the hour after its last, and whether the hours taken are
+    /// those inside it (else those outside).
+    pub(super) fn bounds(&self) -> (u32, u32, bool) {
+        (self.from, self.to, self.inside)
     }
 
     /// Whether a block of hours `[min, max]` may hold an hour this takes.

@@ -176,29 +176,32 @@ impl Snapshot {
         for span in spans.range((tenant, *firsts.start())..=(tenant, *firsts.end()))? {
             let first = span?.0.value().1;
             let key = |hour| (tenant, first, code, hour);
-            // The pieces that may hold an hour of `hours`: inside a range, from the one
-            // holding its first hour to the last starting before its end.
-            let (from, to) = match hours.range() {
-                Some(range) => {
-                    let holding = pieces.range(key(0)..=key(range.start))?.next_back();
-                    let from = match holding {
-                        Some(row) => row?.0.value().3,
-                        None => range.start,
-                    };
-                    (from, range.end)
-                }
-                None => (0, u32::MAX),
+            let mut count = |row: Result<_, redb::StorageError>| -> Result<(), StoreError> {
+                let (_, bytes): (_, redb::AccessGuard<&[u8]>) = row?;
+                count_piece(bytes.value(), hours, outcome, tally, &mut scratch)
             };
-            if from >= to {
-                continue;
-            }
-            for piece in pieces.range(key(from)..key(to))? {
-                let (_, bytes) = piece?;
-                count_piece(bytes.value(), hours, outcome, tally, &mut scratch)?;
-            }
-            if to == u32::MAX {
-                if let Some(bytes) = pieces.get(key(u32::MAX))? {
-                    count_piece(bytes.value(), hours, outcome, tally, &mut scratch)?;
+            let (from, to, inside) = hours.bounds();
+            if inside {
+                // From the piece holding the first hour to the last starting before the end.
+                let holding = pieces.range(key(0)..=key(from))?.next_back();
+                let start = match holding {
+                    Some(row) => row?.0.value().3,
+                    None => from,
+                };
+                for row in pieces.range(key(start)..key(to.max(start)))? {
+                    count(row)?;
+                }
+            } else {
+                // Outside the range: every piece starting before it, the last one starting
+                // in it (the only one that may reach past it), every one starting after it.
+                for row in pieces.range(key(0)..key(from))? {
+                    count(row)?;
+                }
+                if let Some(row) = pieces.range(key(from)..key(to.max(from)))?.next_back() {
+                    count(row)?;
+                }
+                for row in pieces.range(key(to.max(from))..=key(u32::MAX))? {
+                    count(row)?;
                 }
             }
         }
