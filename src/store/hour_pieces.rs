@@ -321,13 +321,17 @@ mod tests {
         }
         let mut longer = bytes.clone();
         longer.push(1);
-        let result = count_piece(
-            &longer,
-            all,
-            None,
-            &mut Tally::default(),
-            &mut Scratch::default(),
-        );
+        let mut scratch = Scratch::default();
+        let result = count_piece(&longer, all, None, &mut Tally::default(), &mut scratch);
         assert!(result.is_err());
+        // Any byte changed to any of these values: an answer or an error, never a panic.
+        for at in 0..bytes.len() {
+            for value in [0, 1, 0x7f, 0x80, 0xff, !bytes[at]] {
+                let mut changed = bytes.clone();
+                changed[at] = value;
+                let mut tally = Tally::default();
+                let _ = count_piece(&changed, all, None, &mut tally, &mut scratch);
+            }
+        }
     }
 }
