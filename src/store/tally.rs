@@ -96,11 +96,15 @@ impl Tally {
                 .map(|(id, (c, f))| (id, c, f))
                 .collect();
         }
-        let dense = self.dense.into_iter().enumerate();
+        self.nonzero_dense().collect()
+    }
+
+    /// (number, events, failures) of each number of the dense counts with events.
+    fn nonzero_dense(&self) -> impl Iterator<Item = (u64, u64, u64)> + '_ {
+        let dense = self.dense.iter().enumerate();
         dense
             .filter(|(_, [count, _])| *count > 0)
-            .map(|(id, [count, failures])| (id as u64, u64::from(count), u64::from(failures)))
-            .collect()
+            .map(|(id, [count, failures])| (id as u64, u64::from(*count), u64::from(*failures)))
     }
 }
 
@@ -123,9 +127,10 @@ impl Tally {
     /// Takes `other`'s counts out of these; false if `other` counted an event these did
     /// not (the counts are then unusable).
     pub(super) fn subtract(&mut self, other: Tally) -> bool {
+        let wide = other.wide.iter().map(|(id, (c, f))| (*id, *c, *f));
         other
-            .into_counts()
-            .into_iter()
+            .nonzero_dense()
+            .chain(wide)
             .all(|(id, count, failures)| self.subtract_one(id, count, failures))
     }
 
