@@ -131,8 +131,10 @@ impl<'a> BitReader<'a> {
         }
         // Each value lies within the eight bytes from its first: read them as one word.
         let mask = low_bits(bits);
-        for _ in 0..len {
-            let at = self.bits / 8;
+        let mut position = self.bits;
+        out.resize(len, 0);
+        for slot in out.iter_mut() {
+            let at = position / 8;
             let word = match self.data.get(at..at + 8) {
                 Some(eight) => eight.try_into().unwrap_or([0; 8]),
                 None => {
@@ -142,10 +144,10 @@ impl<'a> BitReader<'a> {
                     word
                 }
             };
-            let value = (u64::from_le_bytes(word) >> (self.bits % 8)) & mask;
-            out.push(base + value);
-            self.bits += bits as usize;
+            *slot = base + ((u64::from_le_bytes(word) >> (position % 8)) & mask);
+            position += bits as usize;
         }
+        self.bits = position;
         Ok(())
     }
 

@@ -101,7 +101,6 @@ struct Scratch {
     firsts: Vec<u64>,
     gaps: Vec<u64>,
     outcomes: Vec<u64>,
-    wanted: Vec<(u64, bool)>,
 }
 
 /// Counts the entries of piece `bytes` of `hours` (and outcome code `outcome`) into
@@ -137,7 +136,6 @@ fn count_piece(
     piece.column(len, &mut s.outcomes)?;
     piece.finish()?;
     let failure = u64::from(Outcome::Failure.code());
-    s.wanted.clear();
     let mut at = 0;
     for ((hour, &length), &first) in s.hours.iter().zip(&s.lengths).zip(&s.firsts) {
         let run = at..at + length as usize;
@@ -145,15 +143,14 @@ fn count_piece(
         if !taken(hour) {
             continue;
         }
+        // The run's gaps become its numbers, in place, ascending.
         let mut number = first;
-        for (&gap, &code) in s.gaps[run.clone()].iter().zip(&s.outcomes[run]) {
-            number = number.checked_add(gap).ok_or_else(|| corrupt("number"))?;
-            if outcome.is_none_or(|o| u64::from(o) == code) {
-                s.wanted.push((number, code == failure));
-            }
+        for gap in &mut s.gaps[run.clone()] {
+            number = number.checked_add(*gap).ok_or_else(|| corrupt("number"))?;
+            *gap = number;
         }
+        tally.add_ascending(&s.gaps[run.clone()], &s.outcomes[run], outcome, failure);
     }
-    tally.add_all(&s.wanted);
     Ok(())
 }
 

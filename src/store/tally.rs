@@ -53,6 +53,43 @@ impl Tally {
         }
     }
 
+    /// Counts the entries of numbers `numbers` (ascending) with outcome codes `codes`,
+    /// those with code `outcome` only when given; `failure` is the failure's code.
+    #[inline]
+    pub(super) fn add_ascending(
+        &mut self,
+        numbers: &[u64],
+        codes: &[u64],
+        outcome: Option<u8>,
+        failure: u64,
+    ) {
+        let Some(&largest) = numbers.last() else {
+            return;
+        };
+        if largest >= DENSE_MAX {
+            for (&number, &code) in numbers.iter().zip(codes) {
+                if outcome.is_none_or(|o| u64::from(o) == code) {
+                    self.add(number, code == failure);
+                }
+            }
+            return;
+        }
+        if self.added + numbers.len() as u64 >= u64::from(u32::MAX) {
+            self.widen();
+        }
+        self.added += numbers.len() as u64;
+        if largest as usize >= self.dense.len() {
+            self.dense.resize(largest as usize + 1, [0, 0]);
+        }
+        for (&number, &code) in numbers.iter().zip(codes) {
+            if outcome.is_none_or(|o| u64::from(o) == code) {
+                let slot = &mut self.dense[number as usize];
+                slot[0] += 1;
+                slot[1] += u32::from(code == failure);
+            }
+        }
+    }
+
     /// Adds `other`'s counts to these.
     pub(super) fn merge(&mut self, mut other: Tally) {
         if self.added + other.added >= u64::from(u32::MAX) {
@@ -323,6 +360,31 @@ mod tests {
                 .collect();
             want.sort_unstable();
             assert_eq!(got, want, "limit {limit}");
+        }
+    }
+
+    #[test]
+    fn ascending_runs_count_like_pairs_whatever_their_numbers() {
+        let failure = 1;
+        let runs: [&[u64]; 3] = [
+            &[1, 1, 4, 900],
+            &[2, DENSE_MAX - 1, DENSE_MAX, DENSE_MAX + 9],
+            &[],
+        ];
+        for outcome in [None, Some(0), Some(1)] {
+            let (mut ascending, mut pairs) = (Tally::default(), Tally::default());
+            for numbers in runs {
+                let codes: Vec<u64> = (0..numbers.len() as u64).map(|i| i % 3).collect();
+                ascending.add_ascending(numbers, &codes, outcome, failure);
+                let wanted: Vec<(u64, bool)> = numbers
+                    .iter()
+                    .zip(&codes)
+                    .filter(|(_, &code)| outcome.is_none_or(|o| u64::from(o) == code))
+                    .map(|(&number, &code)| (number, code == failure))
+                    .collect();
+                pairs.add_all(&wanted);
+            }
+            assert_eq!(sorted(ascending), sorted(pairs), "{outcome:?}");
         }
     }
 
