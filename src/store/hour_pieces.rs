@@ -211,14 +211,7 @@ mod tests {
     use super::*;
 
     fn entry(seq: u64, hour: u32, outcome: u8, user: u32, ip: u32, token: u64) -> Entry {
-        Entry {
-            seq,
-            hour,
-            outcome,
-            user,
-            ip,
-            token,
-        }
+        Entry::from_tail(seq, (hour, outcome, user, ip, token))
     }
 
     /// Counts of `column` over `entries` of `hours`, one by one.
