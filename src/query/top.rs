@@ -1,18 +1,16 @@
 //! `/top`: the values of one dimension with the most events in a range, exact.
 //!
-//! Types, grant types and clients are read from counter buckets. Users, IPs and tokens are
-//! counted from the column blocks (a few bytes per event, see `store::columns`), or, for a
+//! Types, grant types and clients are read from counter buckets. Users, IPs, tokens and
+//! routes are counted from the column blocks (a few bytes per event, see `store::columns`), or, for a
 //! range that holds most of a tenant's events, taken from the running totals less the
 //! events outside it (`store::Totals`); only the values that can make the list are named.
-//! Routes are counted from the log (each record's head and route only), which is exact
-//! but grows with the number of events in the range.
 
 use std::collections::HashMap;
 
 use super::HourRange;
 use crate::model::time::hour_of;
 use crate::model::Outcome;
-use crate::store::columns::{Column, KIND_IP, KIND_USER};
+use crate::store::columns::{Column, KIND_IP, KIND_ROUTE, KIND_USER};
 use crate::store::tally::limit_th_largest;
 use crate::store::{Dim, Snapshot, StoreError};
 
@@ -80,7 +78,7 @@ impl Tally {
     }
 
     /// Most events first, ties broken by key. Only the values at or above the last
-    /// place's count are collected (a tally of routes can hold millions).
+    /// place's count are collected.
     fn ranked(self, limit: usize) -> Vec<TopItem> {
         let counts = self.0.values().map(|(count, _)| *count);
         let floor = limit_th_largest(counts, limit).unwrap_or(1);
@@ -140,49 +138,53 @@ pub fn top(
     outcome: Option<Outcome>,
     limit: usize,
 ) -> Result<Vec<TopItem>, StoreError> {
+    let column = |column| top_of_column(snap, tenant, column, range, outcome, limit);
+    let counter_dim = match dim {
+        TopDim::Type => Dim::Type,
+        TopDim::GrantType => Dim::GrantType,
+        TopDim::ClientId => Dim::Client,
+        TopDim::UserId => return column(Column::User),
+        TopDim::Ip => return column(Column::Ip),
+        TopDim::Token => return column(Column::Token),
+        TopDim::Route => return column(Column::Route),
+    };
     let names = snap.names();
     let mut tally = Tally::default();
     let wanted = |o: Outcome| outcome.is_none_or(|want| want == o);
-    let counted = match dim {
-        TopDim::Type => Some(Dim::Type),
-        TopDim::GrantType => Some(Dim::GrantType),
-        TopDim::ClientId => Some(Dim::Client),
-        _ => None,
-    };
-    if let Some(counter_dim) = counted {
-        let value = (counter_dim == Dim::Type).then_some(0);
-        let mut rows = Vec::new();
-        for (granularity, from, to) in range.spans() {
-            rows.extend(snap.counters(tenant, granularity, counter_dim, value, from, to)?);
-        }
-        for row in rows {
-            let Some(o) = Outcome::from_code(row.outcome).filter(|o| wanted(*o)) else {
-                continue;
-            };
-            let key_id = if counter_dim == Dim::Type {
-                row.type_id
-            } else {
-                row.value
-            };
-            tally.add(names.text(key_id).unwrap_or("?"), o, row.count);
-        }
-        return Ok(tally.ranked(limit));
+    let value = (counter_dim == Dim::Type).then_some(0);
+    let mut rows = Vec::new();
+    for (granularity, from, to) in range.spans() {
+        rows.extend(snap.counters(tenant, granularity, counter_dim, value, from, to)?);
     }
-    let column = match dim {
-        TopDim::UserId => Some(Column::User),
-        TopDim::Ip => Some(Column::Ip),
-        TopDim::Token => Some(Column::Token),
-        _ => None,
-    };
-    if let Some(column) = column {
-        let (from, to) = (hour_of(range.from), hour_of(range.to));
-        let counts = snap.column_counts(tenant, column, from, to, outcome.map(|o| o.code()))?;
-        return ranked_numbers(counts.candidates(limit), limit, |id| match column {
-            Column::User => snap.value_named(tenant, KIND_USER, narrow(id)?),
-            Column::Ip => snap.value_named(tenant, KIND_IP, narrow(id)?),
-            Column::Token => snap.token_named(tenant, id),
-        });
+    for row in rows {
+        let Some(o) = Outcome::from_code(row.outcome).filter(|o| wanted(*o)) else {
+            continue;
+        };
+        let key_id = if counter_dim == Dim::Type {
+            row.type_id
+        } else {
+            row.value
+        };
+        tally.add(names.text(key_id).unwrap_or("?"), o, row.count);
     }
-    let routes = snap.route_counts(tenant, range.from, range.to, outcome.map(|o| o.code()))?;
-    Ok(Tally(routes).ranked(limit))
+    Ok(tally.ranked(limit))
+}
+
+/// [`top`] of a dimension with a column: counted from the column tables.
+fn top_of_column(
+    snap: &Snapshot,
+    tenant: u32,
+    column: Column,
+    range: HourRange,
+    outcome: Option<Outcome>,
+    limit: usize,
+) -> Result<Vec<TopItem>, StoreError> {
+    let (from, to) = (hour_of(range.from), hour_of(range.to));
+    let counts = snap.column_counts(tenant, column, from, to, outcome.map(|o| o.code()))?;
+    ranked_numbers(counts.candidates(limit), limit, |id| match column {
+        Column::User => snap.value_named(tenant, KIND_USER, narrow(id)?),
+        Column::Ip => snap.value_named(tenant, KIND_IP, narrow(id)?),
+        Column::Route => snap.value_named(tenant, KIND_ROUTE, narrow(id)?),
+        Column::Token => snap.token_named(tenant, id),
+    })
 }

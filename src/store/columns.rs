@@ -1,15 +1,16 @@
 //! Column blocks: a compact copy of the few fields of every event that `/top` ranks by
-//! (user, IP, token) with its hour and outcome, so that ranking a high-cardinality
+//! (user, IP, token, route) with its hour and outcome, so that ranking a high-cardinality
 //! dimension over a range reads a few bytes per event instead of decoding the log.
 //!
-//! Users and IPs get per-tenant numbers, dense from 1 ([`VALUE_IDS`], [`VALUE_NAMES`]);
-//! tokens already have numbers. Log records name their user by this number too, so user
-//! numbers are never reassigned; IP numbers only the columns use. A tenant's newest events
+//! Users, IPs and routes get per-tenant numbers, dense from 1 ([`VALUE_IDS`],
+//! [`VALUE_NAMES`]); tokens already have numbers. Log records name their user by this
+//! number too, so user numbers are never reassigned; IP and route numbers only the columns
+//! use. A tenant's newest events
 //! sit in [`COLUMN_TAIL`], one row each; every [`BLOCK`] of them are sealed, in the same
 //! transaction, into one [`COLUMN_BLOCKS`] value that stores each column
 //! frame-of-reference encoded (its minimum, then each value's difference to it in the
 //! fewest whole bytes that hold the largest). Blocks follow the tenant's log in seq order,
-//! so their layout is a function of the log (and the IPs' numbers) alone: `verify`
+//! so their layout is a function of the log (and the IPs' and routes' numbers) alone: `verify`
 //! recomputes it, `rebuild` rewrites it.
 //!
 //! Everything here is written in the same transaction as the log append; all but the
@@ -20,9 +21,11 @@ use std::net::IpAddr;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
+use super::migrate::names_of;
+use super::names::Names;
 use super::postings::{PostingWriter, Unposted};
 use super::read::{user_named, Snapshot};
-use super::records::EventRecord;
+use super::records::{EventRecord, Text};
 use super::tables::*;
 use super::tally::Tally;
 use super::StoreError;
@@ -35,9 +38,11 @@ pub const BLOCK: usize = 128;
 /// Value kinds that get per-tenant numbers.
 pub const KIND_USER: u8 = 0;
 pub const KIND_IP: u8 = 1;
+/// Routes are numbered by their text, whether the log interns it or stores it inline.
+pub const KIND_ROUTE: u8 = 2;
 
-/// Format byte of an encoded block.
-const BLOCK_FORMAT: u8 = 1;
+/// Format byte of an encoded block. Format 1 (schema 6 and earlier) had no route column.
+const BLOCK_FORMAT: u8 = 2;
 
 /// Events folded per transaction when an older store's blocks are built at open.
 const BUILD_CHUNK: usize = 50_000;
@@ -54,11 +59,13 @@ pub struct Entry {
     pub user: u32,
     pub ip: u32,
     pub token: u64,
+    pub route: u32,
 }
 
 impl Entry {
-    /// The entry of event `seq` with `fields`, whose IP has number `ip` (0 = none).
-    fn new(seq: u64, fields: Fields, ip: u32) -> Entry {
+    /// The entry of event `seq` with `fields`, whose IP and route have numbers `ip` and
+    /// `route` (0 = none).
+    fn new(seq: u64, fields: Fields<'_>, ip: u32, route: u32) -> Entry {
         Entry {
             seq,
             hour: hour_of(fields.ts),
@@ -66,10 +73,11 @@ impl Entry {
             user: fields.user.unwrap_or(0),
             ip,
             token: fields.token.unwrap_or(0),
+            route,
         }
     }
 
-    pub(super) fn from_tail(seq: u64, (hour, outcome, user, ip, token): TailValue) -> Entry {
+    pub(super) fn from_tail(seq: u64, (hour, outcome, user, ip, token, route): TailValue) -> Entry {
         Entry {
             seq,
             hour,
@@ -77,33 +85,61 @@ impl Entry {
             user,
             ip,
             token,
+            route,
         }
     }
 
     fn tail_value(&self) -> TailValue {
-        (self.hour, self.outcome, self.user, self.ip, self.token)
+        (
+            self.hour,
+            self.outcome,
+            self.user,
+            self.ip,
+            self.token,
+            self.route,
+        )
     }
 }
 
-/// The fields of a logged event that go into its entry, before its IP is numbered.
+/// The fields of a logged event that go into its entry, before its IP and route are
+/// numbered.
 #[derive(Debug, Clone, Copy)]
-pub struct Fields {
+pub struct Fields<'a> {
     pub ts: u64,
     pub outcome: u8,
     pub user: Option<u32>,
     pub ip: Option<IpAddr>,
     pub token: Option<u64>,
+    pub route: Option<&'a str>,
 }
 
-impl Fields {
-    pub fn of(record: &EventRecord) -> Fields {
+impl<'a> Fields<'a> {
+    /// The fields of `record`, whose route's text is `route` (the record may hold only
+    /// its name's id).
+    pub fn of(record: &EventRecord, route: Option<&'a str>) -> Fields<'a> {
         Fields {
             ts: record.ts,
             outcome: record.outcome,
             user: record.user,
             ip: record.ip,
             token: record.token,
+            route,
         }
+    }
+}
+
+/// The text of `record`'s route, its name looked up in `names` if the record holds an id.
+pub fn route_text<'a>(
+    record: &'a EventRecord,
+    names: &'a Names,
+) -> Result<Option<&'a str>, StoreError> {
+    match &record.route {
+        None => Ok(None),
+        Some(Text::Inline(text)) => Ok(Some(text)),
+        Some(Text::Id(id)) => names
+            .text(*id)
+            .map(Some)
+            .ok_or_else(|| StoreError::Corrupt(format!("route name {id} is unknown"))),
     }
 }
 
@@ -120,11 +156,15 @@ pub enum Column {
     User,
     Ip,
     Token,
+    Route,
 }
 
 impl Column {
     /// Every column, in the order of their [`Column::code`]s.
-    pub const ALL: [Column; 3] = [Column::User, Column::Ip, Column::Token];
+    pub const ALL: [Column; 4] = [Column::User, Column::Ip, Column::Token, Column::Route];
+
+    /// The columns that `/events` filters by, which get postings (see `postings`).
+    pub const POSTED: [Column; 3] = [Column::User, Column::Ip, Column::Token];
 
     /// The column's number in stored keys (see `postings`).
     pub(super) fn code(self) -> u8 {
@@ -132,6 +172,7 @@ impl Column {
             Column::User => 0,
             Column::Ip => 1,
             Column::Token => 2,
+            Column::Route => 3,
         }
     }
 
@@ -140,6 +181,7 @@ impl Column {
             Column::User => USER,
             Column::Ip => IP,
             Column::Token => TOKEN,
+            Column::Route => ROUTE,
         }
     }
 
@@ -149,15 +191,28 @@ impl Column {
             Column::User => u64::from(e.user),
             Column::Ip => u64::from(e.ip),
             Column::Token => e.token,
+            Column::Route => u64::from(e.route),
         }
     }
 }
 
-/// A user id or an IP address, to look its number up.
+/// A user id, an IP address or a route, to look its number up.
 #[derive(Debug, Clone, Copy)]
 pub enum ValueRef<'a> {
     User(&'a str),
     Ip(IpAddr),
+    Route(&'a str),
+}
+
+impl ValueRef<'_> {
+    /// The value's kind and the bytes it is numbered by.
+    fn key(self) -> (u8, Vec<u8>) {
+        match self {
+            ValueRef::User(user) => (KIND_USER, user.as_bytes().to_vec()),
+            ValueRef::Ip(ip) => (KIND_IP, ip_bytes(ip)),
+            ValueRef::Route(route) => (KIND_ROUTE, route.as_bytes().to_vec()),
+        }
+    }
 }
 
 // Column positions inside a block.
@@ -166,7 +221,8 @@ const HOUR_OUTCOME: usize = 1;
 const USER: usize = 2;
 const IP: usize = 3;
 const TOKEN: usize = 4;
-const COLUMNS: usize = 5;
+const ROUTE: usize = 5;
+const COLUMNS: usize = 6;
 
 /// Outcome codes take the low three bits of the hour-and-outcome column.
 const OUTCOME_BITS: u32 = 3;
@@ -191,6 +247,7 @@ pub fn encode_block(entries: &[Entry]) -> Vec<u8> {
     encode_column(&mut out, entries.iter().map(|e| u64::from(e.user)));
     encode_column(&mut out, entries.iter().map(|e| u64::from(e.ip)));
     encode_column(&mut out, entries.iter().map(|e| e.token));
+    encode_column(&mut out, entries.iter().map(|e| u64::from(e.route)));
     out
 }
 
@@ -344,7 +401,7 @@ impl<'a> BlockView<'a> {
     /// Every entry, in seq order.
     pub fn entries(&self) -> Result<Vec<Entry>, StoreError> {
         let mut cols: [Vec<u64>; COLUMNS] = Default::default();
-        for column in [HOUR_OUTCOME, USER, IP, TOKEN] {
+        for column in [HOUR_OUTCOME, USER, IP, TOKEN, ROUTE] {
             self.columns[column].decode_into(self.len, &mut cols[column]);
         }
         let narrow = |v: u64| u32::try_from(v).map_err(|_| corrupt("value too wide"));
@@ -359,6 +416,7 @@ impl<'a> BlockView<'a> {
                     user: narrow(cols[USER][i])?,
                     ip: narrow(cols[IP][i])?,
                     token: cols[TOKEN][i],
+                    route: narrow(cols[ROUTE][i])?,
                 })
             })
             .collect()
@@ -448,12 +506,13 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
             .post_due(&self.blocks, tenant, unposted, limit)
     }
 
-    /// The number of user id or IP `value` in `tenant`, assigning the next one if it is
-    /// new.
+    /// The number of user id, IP or route `value` in `tenant`, assigning the next one if
+    /// it is new.
     pub fn number(&mut self, tenant: u32, value: ValueRef<'_>) -> Result<u32, StoreError> {
         match value {
             ValueRef::User(user) => self.value_id(tenant, KIND_USER, user.as_bytes()),
             ValueRef::Ip(ip) => self.value_id(tenant, KIND_IP, &ip_bytes(ip)),
+            ValueRef::Route(route) => self.value_id(tenant, KIND_ROUTE, route.as_bytes()),
         }
     }
 
@@ -502,12 +561,21 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
 
     /// Adds the entry of event `seq` of `tenant`, sealing the tenant's tail into a block
     /// when it is full; returns the entry.
-    pub fn append(&mut self, tenant: u32, seq: u64, fields: Fields) -> Result<Entry, StoreError> {
+    pub fn append(
+        &mut self,
+        tenant: u32,
+        seq: u64,
+        fields: Fields<'_>,
+    ) -> Result<Entry, StoreError> {
         let ip = match fields.ip {
             Some(ip) => self.number(tenant, ValueRef::Ip(ip))?,
             None => 0,
         };
-        let entry = Entry::new(seq, fields, ip);
+        let route = match fields.route {
+            Some(route) => self.number(tenant, ValueRef::Route(route))?,
+            None => 0,
+        };
+        let entry = Entry::new(seq, fields, ip, route);
         self.tail.insert((tenant, seq), entry.tail_value())?;
         let rows = match self.state.tails.get(&tenant) {
             Some(rows) => rows + 1,
@@ -549,6 +617,7 @@ pub fn fold_log(
     let mut state = ColumnState::default();
     let mut columns = ColumnWriter::open(txn, &mut state)?;
     let log = txn.open_table(LOG)?;
+    let names = names_of(&txn.open_table(NAMES)?)?;
     let mut tenants: Vec<u32> = Vec::new();
     let mut stopped_at = None;
     for (folded, entry) in log.range(start.unwrap_or((0, 0))..)?.enumerate() {
@@ -562,12 +631,36 @@ pub fn fold_log(
             tenants.push(tenant);
         }
         let record = EventRecord::decode(bytes.value())?;
-        columns.append(tenant, seq, Fields::of(&record))?;
+        let route = route_text(&record, &names)?;
+        columns.append(tenant, seq, Fields::of(&record, route))?;
     }
     for tenant in tenants {
         columns.post_due(tenant, usize::MAX)?;
     }
     Ok(stopped_at)
+}
+
+/// Drops the column tables of a store whose entries lack a column (its tail, blocks,
+/// postings and hour pieces, all derived from the log) and marks them unbuilt, for
+/// [`build`] to make them again. The value numbers stay: log records name users by
+/// theirs.
+pub fn forget_all(db: &Database) -> Result<(), StoreError> {
+    tracing::info!("the column tables are of an older schema: building them again");
+    let txn = db.begin_write()?;
+    // By name: the old tail's rows are of another type.
+    txn.delete_table(COLUMN_TAIL)?;
+    txn.delete_table(COLUMN_BLOCKS)?;
+    txn.delete_table(POSTING_SPANS)?;
+    txn.delete_table(POSTINGS)?;
+    txn.delete_table(SPAN_HOURS)?;
+    {
+        let mut meta = txn.open_table(META)?;
+        meta.remove(META_COLUMNS_BUILT)?;
+        meta.remove(META_COLUMNS_TENANT)?;
+        meta.remove(META_COLUMNS_SEQ)?;
+    }
+    txn.commit()?;
+    Ok(())
 }
 
 /// Builds the column tables of a store written before they existed, in chunks: each
@@ -849,7 +942,7 @@ impl Snapshot {
         })
     }
 
-    /// The user id or IP address (as text) numbered `id` of `kind` in `tenant`.
+    /// The user id, IP address (as text) or route numbered `id` of `kind` in `tenant`.
     pub fn value_named(&self, tenant: u32, kind: u8, id: u32) -> Result<String, StoreError> {
         let values = self.txn().open_table(VALUE_NAMES)?;
         if kind == KIND_USER {
@@ -859,6 +952,10 @@ impl Snapshot {
             .get((tenant, kind, id))?
             .ok_or_else(|| StoreError::Corrupt(format!("value number {id} is unknown")))?;
         let bytes = bytes.value();
+        if kind == KIND_ROUTE {
+            return String::from_utf8(bytes.to_vec())
+                .map_err(|_| StoreError::Corrupt(format!("route number {id} is not UTF-8")));
+        }
         let ip = match bytes.len() {
             4 => <[u8; 4]>::try_from(bytes).map(IpAddr::from).ok(),
             16 => <[u8; 16]>::try_from(bytes).map(IpAddr::from).ok(),
@@ -912,20 +1009,13 @@ impl Snapshot {
         Ok(found)
     }
 
-    /// The number `tenant` gave to user id or IP `value`, if it has one.
+    /// The number `tenant` gave to user id, IP or route `value`, if it has one.
     pub fn value_number(
         &self,
         tenant: u32,
         value: ValueRef<'_>,
     ) -> Result<Option<u32>, StoreError> {
-        let (kind, bytes) = match value {
-            ValueRef::User(user) => (KIND_USER, user.as_bytes().to_vec()),
-            ValueRef::Ip(ip) => (KIND_IP, ip_bytes(ip)),
-        };
-        let ids = self.txn().open_table(VALUE_IDS)?;
-        Ok(ids
-            .get((tenant, kind, bytes.as_slice()))?
-            .map(|id| id.value()))
+        value_number_in(&self.txn().open_table(VALUE_IDS)?, tenant, value)
     }
 
     /// Every stored entry, per tenant in seq order, and how many blocks are not full.
@@ -958,24 +1048,37 @@ impl Snapshot {
         Ok((entries, short_blocks))
     }
 
-    /// The entry each logged event should have, given the stored IP numbers (`None`
-    /// where its IP has no number).
+    /// The entry each logged event should have, given the stored IP and route numbers
+    /// (`None` where its IP or route has no number).
     pub(super) fn expected_entry(
         &self,
         ids: &impl ReadableTable<(u32, u8, &'static [u8]), u32>,
         tenant: u32,
         seq: u64,
-        fields: Fields,
+        fields: Fields<'_>,
     ) -> Result<Option<Entry>, StoreError> {
-        let ip = match fields.ip {
-            None => 0,
-            Some(ip) => match ids.get((tenant, KIND_IP, ip_bytes(ip).as_slice()))? {
-                Some(id) => id.value(),
-                None => return Ok(None),
-            },
+        let number = |value: Option<ValueRef<'_>>| match value {
+            None => Ok(Some(0)),
+            Some(value) => value_number_in(ids, tenant, value),
         };
-        Ok(Some(Entry::new(seq, fields, ip)))
+        let ip = number(fields.ip.map(ValueRef::Ip))?;
+        let route = number(fields.route.map(ValueRef::Route))?;
+        Ok(ip
+            .zip(route)
+            .map(|(ip, route)| Entry::new(seq, fields, ip, route)))
     }
+}
+
+/// The number `tenant` gave to `value` in `ids`, if it has one.
+fn value_number_in(
+    ids: &impl ReadableTable<(u32, u8, &'static [u8]), u32>,
+    tenant: u32,
+    value: ValueRef<'_>,
+) -> Result<Option<u32>, StoreError> {
+    let (kind, bytes) = value.key();
+    Ok(ids
+        .get((tenant, kind, bytes.as_slice()))?
+        .map(|id| id.value()))
 }
 
 #[cfg(test)]
@@ -990,6 +1093,7 @@ mod tests {
             user,
             ip: (seq % 3) as u32,
             token,
+            route: (seq % 4) as u32,
         }
     }
 
@@ -1019,7 +1123,7 @@ mod tests {
             let bytes = encode_block(&entries);
             let view = BlockView::parse(entries[0].seq, &bytes).expect("parses");
             assert_eq!(view.entries().expect("decodes"), entries);
-            for column in [Column::User, Column::Ip, Column::Token] {
+            for column in Column::ALL {
                 let bytes = view.columns[column.position()];
                 let values: Vec<u64> = entries.iter().map(|e| column.of(e)).collect();
                 assert!(values.iter().all(|v| bytes.contains(*v)));
@@ -1040,9 +1144,11 @@ mod tests {
                 user: 4,
                 ip: 4,
                 token: 0,
+                route: 7,
             })
             .collect();
-        assert!(encode_block(&entries).len() < 64);
+        // The header (format, length, hours), then each column's width and base.
+        assert_eq!(encode_block(&entries).len(), 13 + COLUMNS * 9);
     }
 
     #[test]

@@ -27,7 +27,10 @@ use super::StoreError;
 ///    version 4 binary would not keep them up to date, so it must not open the store.
 /// 6. Adds the hour pieces of each posted span (see `hour_pieces`): a version 5 store's
 ///    spans are posted again at open.
-pub const SCHEMA_VERSION: u64 = 6;
+/// 7. Adds the route column: per-tenant route numbers, a route in each column entry
+///    (blocks of format 2), route pieces. An older store's column tables, postings and
+///    pieces are dropped and built again from the log at open.
+pub const SCHEMA_VERSION: u64 = 7;
 
 /// Events moved from a version 1 log per transaction.
 const UPGRADE_CHUNK: usize = 50_000;
@@ -50,9 +53,13 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
                 supported: SCHEMA_VERSION,
             })
         }
+        // First, so that an upgrade cut short finds them forgotten at the next open.
+        Some(3..=6) => super::columns::forget_all(db)?,
+        _ => {}
+    }
+    match found {
         Some(1) => v1::upgrade(db)?,
         Some(2 | 3) => v3::upgrade(db)?,
-        Some(5) => super::postings::forget_all(db)?,
         _ => {}
     }
     // Version 1 and 2 stores (and an interrupted build) get their column tables here.
@@ -106,7 +113,7 @@ pub fn load_names(db: &Database) -> Result<Names, StoreError> {
     names_of(&db.begin_read()?.open_table(NAMES)?)
 }
 
-fn names_of(table: &impl ReadableTable<u32, &'static str>) -> Result<Names, StoreError> {
+pub(super) fn names_of(table: &impl ReadableTable<u32, &'static str>) -> Result<Names, StoreError> {
     let mut texts = Vec::new();
     for (expected, entry) in table.iter()?.enumerate() {
         let (id, text) = entry?;

@@ -19,7 +19,6 @@ mod postings;
 mod read;
 pub mod records;
 mod recount;
-mod routes;
 pub mod sketches;
 pub mod tables;
 pub mod tally;

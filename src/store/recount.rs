@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::codec::{decode, encode};
-use super::columns::Fields;
+use super::columns::{route_text, Fields};
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::{self, Names};
@@ -135,7 +135,9 @@ impl Snapshot {
                     report.column_mismatches += 1; // an entry of no logged event
                 }
                 let stored = columned.next_if(|(t, e)| (*t, e.seq) == (tenant, seq));
-                let expected = self.expected_entry(&value_ids, tenant, seq, Fields::of(record))?;
+                let route = route_text(record, self.names())?;
+                let fields = Fields::of(record, route);
+                let expected = self.expected_entry(&value_ids, tenant, seq, fields)?;
                 if stored.map(|(_, e)| e) != expected || expected.is_none() {
                     report.column_mismatches += 1;
                 }

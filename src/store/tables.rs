@@ -82,10 +82,11 @@ pub const LIFETIMES: TableDefinition<LifetimeKey, &[u8]> = TableDefinition::new(
 /// (tenant, granularity, bucket).
 pub type LifetimeKey = (u32, u8, u32);
 
-/// Per-tenant numbers of user ids and IP addresses (see `columns`), dense from 1 per
+/// Per-tenant numbers of user ids, IP addresses and routes (see `columns`), dense from 1 per
 /// (tenant, kind): (tenant, kind, the value's bytes) → number.
 pub const VALUE_IDS: TableDefinition<(u32, u8, &[u8]), u32> = TableDefinition::new("value_ids");
-/// (tenant, kind, number) → the value's bytes (a user id's text, an IP's 4 or 16 octets).
+/// (tenant, kind, number) → the value's bytes (a user id's or route's text, an IP's 4 or
+/// 16 octets).
 pub const VALUE_NAMES: TableDefinition<(u32, u8, u32), &[u8]> = TableDefinition::new("value_names");
 
 /// A tenant's newest column entries, not yet sealed in a block: (tenant, seq) →
@@ -107,8 +108,9 @@ pub const POSTINGS: TableDefinition<(u32, u64, u8, u16), &[u8]> = TableDefinitio
 pub const SPAN_HOURS: TableDefinition<(u32, u64, u8, u32), &[u8]> =
     TableDefinition::new("span_hours");
 
-/// (hour, outcome code, user number, IP number, token number); 0 = none.
-pub type TailValue = (u32, u8, u32, u32, u64);
+/// (hour, outcome code, user number, IP number, token number, route number); 0 = none.
+/// (Schema 6 and earlier had no route number.)
+pub type TailValue = (u32, u8, u32, u32, u64, u32);
 
 /// Idempotency keys: (tenant, client's id) → receive time ms (kept 7 days).
 pub const DEDUP: TableDefinition<(u32, &str), u64> = TableDefinition::new("dedup");

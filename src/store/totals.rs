@@ -1,7 +1,7 @@
-//! Running totals: for each tenant, the events and failures of every user, IP and token
-//! over all of its stored events, and its events per hour, kept in memory.
+//! Running totals: for each tenant, the events and failures of every user, IP, token and
+//! route over all of its stored events, and its events per hour, kept in memory.
 //!
-//! `/top` by user, IP or token over a range that holds most of a tenant's events starts
+//! `/top` by user, IP, token or route over a range that holds most of a tenant's events starts
 //! from these instead of counting every column entry of the range: it takes the totals as
 //! of its snapshot and subtracts the events outside the range, which it counts from the
 //! column blocks. A range that holds all of a tenant's events (the dashboard's 30 or 90
@@ -75,11 +75,12 @@ impl Slots {
     }
 }
 
-/// One tenant's users, IPs and hours.
+/// One tenant's users, IPs, routes and hours.
 #[derive(Debug, Default)]
 struct TenantTotals {
     users: Slots,
     ips: Slots,
+    routes: Slots,
     /// Events per hour.
     hours: HashMap<u32, u64>,
 }
@@ -99,6 +100,7 @@ impl Counted {
         let totals = self.tenants.entry(tenant).or_default();
         totals.users.add(u64::from(e.user), failure);
         totals.ips.add(u64::from(e.ip), failure);
+        totals.routes.add(u64::from(e.route), failure);
         *totals.hours.entry(e.hour).or_default() += 1;
         self.tokens.add(e.token, failure);
         if e.token != 0 && !self.tokens.given_up {
@@ -125,6 +127,7 @@ impl Counted {
         let slots = match column {
             Column::User => totals.map(|t| &t.users),
             Column::Ip => totals.map(|t| &t.ips),
+            Column::Route => totals.map(|t| &t.routes),
             Column::Token => Some(&self.tokens),
         };
         let Some(slots) = slots else {
@@ -471,6 +474,7 @@ mod tests {
             user,
             ip: user + 100,
             token: u64::from(user) + 1000,
+            route: user + 200,
         }
     }
 

@@ -331,7 +331,11 @@ impl WriterState {
                     );
                     log.insert((job.tenant, seq), record.encode()?.as_slice())?;
                     times.insert(time_key(job.tenant, event.ts, seq), ())?;
-                    let entry = columns.append(job.tenant, seq, Fields::of(&record))?;
+                    let entry = columns.append(
+                        job.tenant,
+                        seq,
+                        Fields::of(&record, event.route.as_deref()),
+                    )?;
                     entries.push((job.tenant, entry));
                     ids.push(Some(seq));
                 }
