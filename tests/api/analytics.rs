@@ -781,6 +781,7 @@ async fn one_value_filters_and_top_past_a_posted_span_answer_like_a_brute_force(
     let user = |n: u64| format!("user-{}", n % 400);
     let token = |n: u64| format!("t{}", n % 250);
     let ip = |n: u64| format!("10.9.{}.{}", (n % 1000) / 256, (n % 1000) % 256);
+    let route = |n: u64| format!("/join/{}/files", n % 700);
     // All distinct, in no order, over the last 6.5 days: a span's hours hold fewer
     // entries than an hour piece, so pieces hold several hours.
     let ts = |n: u64| now - (n * 7919 % 80_000) * 7_000;
@@ -789,11 +790,12 @@ async fn one_value_filters_and_top_past_a_posted_span_answer_like_a_brute_force(
             .map(|i| {
                 let n = chunk * 10_000 + i;
                 format!(
-                    "{{\"type\":\"join.access\",\"ts\":{},\"user_id\":\"{}\",\"token\":\"{}\",\"ip\":\"{}\"}}\n",
+                    "{{\"type\":\"join.access\",\"ts\":{},\"user_id\":\"{}\",\"token\":\"{}\",\"ip\":\"{}\",\"route\":\"{}\"}}\n",
                     ts(n),
                     user(n),
                     token(n),
-                    ip(n)
+                    ip(n),
+                    route(n)
                 )
             })
             .collect();
@@ -849,8 +851,12 @@ async fn one_value_filters_and_top_past_a_posted_span_answer_like_a_brute_force(
     // the hours outside, from the pieces), equal a brute-force count.
     let hour = 3_600_000;
     let this_hour = now / hour * hour;
-    let keys: [(&str, &dyn Fn(u64) -> String); 3] =
-        [("user_id", &user), ("token", &token), ("ip", &ip)];
+    let keys: [(&str, &dyn Fn(u64) -> String); 4] = [
+        ("user_id", &user),
+        ("token", &token),
+        ("ip", &ip),
+        ("route", &route),
+    ];
     for (hours_ago_from, hours_ago_to) in [(101, 40), (150, 2), (31, 30)] {
         let (from, to) = (
             this_hour - hours_ago_from * hour,
