@@ -87,10 +87,12 @@ declare -A QUERY_PATHS=(
     [top_ips_24h]='/api/v1/tenants/default/top?dim=ip&range=24h&limit=10'
     [top_users_24h]='/api/v1/tenants/default/top?dim=user_id&range=24h&limit=10'
     [top_tokens_24h]='/api/v1/tenants/default/top?dim=token&range=24h&limit=10'
+    [top_routes]='/api/v1/tenants/default/top?dim=route&range=30d&limit=10'
+    [top_routes_24h]='/api/v1/tenants/default/top?dim=route&range=24h&limit=10'
     [events_user]='/api/v1/tenants/default/events?limit=50&user_id=user-000777'
 )
 QUERY_NAMES=(stats timeseries top events top_users top_ips top_tokens top_ips_24h top_users_24h
-    top_tokens_24h events_user)
+    top_tokens_24h top_routes top_routes_24h events_user)
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -624,6 +626,7 @@ lat3() { echo "$(ms_fmt "$1") / $(ms_fmt "$2") / $(ms_fmt "$3")"; }
         echo "| top 10 clients, 30 days, $L stored | $(q_cell gw.$tag top) | | |"
         echo "| top 10 users / IPs / tokens, 30 days, $L stored | $(q_cell gw.$tag top_users) / $(q_cell gw.$tag top_ips) / $(q_cell gw.$tag top_tokens) | | |"
         echo "| top 10 users / IPs / tokens, 24 hours, $L stored | $(q_cell gw.$tag top_users_24h) / $(q_cell gw.$tag top_ips_24h) / $(q_cell gw.$tag top_tokens_24h) | | |"
+        echo "| top 10 routes, 30 days / 24 hours, $L stored | $(q_cell gw.$tag top_routes) / $(q_cell gw.$tag top_routes_24h) | | |"
         echo "| events, newest 50 of one user, $L stored | $(q_cell gw.$tag events_user) | | |"
         echo "| events, newest 50 \`token.issued\`, $L stored | $(q_cell gw.$tag events) | $(pgv ms_fmt "${R[pg.$tag.events.p50]:-}") | $(pgv ratio_fmt "$(calc "${R[gw.$tag.events.p50]} / ${R[pg.$tag.events.p50]:-1}")" "slower" "faster") |"
         echo "| disk bytes per event, $L stored (gatewatch: the store directory; Postgres: \`pg_total_relation_size\`, table + TOAST + 3 indexes) | $(int_fmt "${R[gw.$tag.disk_per_event]}") | $(pgv int_fmt "${R[pg.$tag.disk_per_event]:-}") | $(pgv ratio_fmt "$(calc "${R[gw.$tag.disk_per_event]} / ${R[pg.$tag.disk_per_event]:-1}")" "larger" "smaller") |"
@@ -651,7 +654,8 @@ lat3() { echo "$(ms_fmt "$1") / $(ms_fmt "$2") / $(ms_fmt "$3")"; }
     echo "| \`/stats\` 30 days, 10 M stored: p50 ≤ 5 ms | $(ms_fmt "${R[gw.s2.stats.p50]}") $at10 | $(verdict "${R[gw.s2.stats.p50]}" "<=" 5) |"
     echo "| \`/events\` newest 50, one filter, 10 M stored: p50 ≤ 10 ms | $(ms_fmt "${R[gw.s2.events.p50]}") $at10 | $(verdict "${R[gw.s2.events.p50]}" "<=" 10) |"
     echo "| \`/events\` newest 50 of one user, 10 M stored: p50 ≤ 10 ms (issue 3) | $(ms_fmt "${R[gw.s2.events_user.p50]}") $at10 | $(verdict "${R[gw.s2.events_user.p50]}" "<=" 10) |"
-    for name in top top_users top_ips top_tokens top_users_24h top_ips_24h top_tokens_24h; do
+    for name in top top_users top_ips top_tokens top_users_24h top_ips_24h top_tokens_24h \
+        top_routes top_routes_24h; do
         echo "| \`${QUERY_PATHS[$name]#/api/v1/tenants/default}\`, 10 M stored: p50 ≤ 20 ms (issue 3) | $(ms_fmt "${R[gw.s2.$name.p50]}") $at10 | $(verdict "${R[gw.s2.$name.p50]}" "<=" 20) |"
     done
     echo "| disk per stored event ≤ 150 bytes: the store file while serving, blocks on disk (its apparent size: $(int_fmt "${R[gw.s2.disk_per_event]}") bytes) | $(int_fmt "${R[gw.s2.disk_blocks_per_event]}") bytes $at10 | $(verdict "${R[gw.s2.disk_blocks_per_event]}" "<=" 150) |"

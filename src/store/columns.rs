@@ -5,17 +5,17 @@
 //! Users, IPs and routes get per-tenant numbers, dense from 1 ([`VALUE_IDS`],
 //! [`VALUE_NAMES`]); tokens already have numbers. Log records name their user by this
 //! number too, so user numbers are never reassigned; IP and route numbers only the columns
-//! use. A tenant's newest events
-//! sit in [`COLUMN_TAIL`], one row each; every [`BLOCK`] of them are sealed, in the same
-//! transaction, into one [`COLUMN_BLOCKS`] value that stores each column
-//! frame-of-reference encoded (its minimum, then each value's difference to it in the
-//! fewest whole bytes that hold the largest). Blocks follow the tenant's log in seq order,
-//! so their layout is a function of the log (and the IPs' and routes' numbers) alone: `verify`
-//! recomputes it, `rebuild` rewrites it.
+//! use. A tenant's newest events sit in [`COLUMN_TAIL`], one row each; every [`BLOCK`] of
+//! them are sealed, in the same transaction, into one [`COLUMN_BLOCKS`] value that stores
+//! each column frame-of-reference encoded (its minimum, then each value's difference to it
+//! in the fewest whole bytes that hold the largest). Blocks follow the tenant's log in seq
+//! order, so their layout is a function of the log (and the IPs' and routes' numbers)
+//! alone: `verify` recomputes it, `rebuild` rewrites it.
 //!
 //! Everything here is written in the same transaction as the log append; all but the
 //! user numbers is derived data.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -204,13 +204,13 @@ pub enum ValueRef<'a> {
     Route(&'a str),
 }
 
-impl ValueRef<'_> {
+impl<'a> ValueRef<'a> {
     /// The value's kind and the bytes it is numbered by.
-    fn key(self) -> (u8, Vec<u8>) {
+    fn key(self) -> (u8, Cow<'a, [u8]>) {
         match self {
-            ValueRef::User(user) => (KIND_USER, user.as_bytes().to_vec()),
-            ValueRef::Ip(ip) => (KIND_IP, ip_bytes(ip)),
-            ValueRef::Route(route) => (KIND_ROUTE, route.as_bytes().to_vec()),
+            ValueRef::User(user) => (KIND_USER, Cow::Borrowed(user.as_bytes())),
+            ValueRef::Ip(ip) => (KIND_IP, Cow::Owned(ip_bytes(ip))),
+            ValueRef::Route(route) => (KIND_ROUTE, Cow::Borrowed(route.as_bytes())),
         }
     }
 }
@@ -509,11 +509,8 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
     /// The number of user id, IP or route `value` in `tenant`, assigning the next one if
     /// it is new.
     pub fn number(&mut self, tenant: u32, value: ValueRef<'_>) -> Result<u32, StoreError> {
-        match value {
-            ValueRef::User(user) => self.value_id(tenant, KIND_USER, user.as_bytes()),
-            ValueRef::Ip(ip) => self.value_id(tenant, KIND_IP, &ip_bytes(ip)),
-            ValueRef::Route(route) => self.value_id(tenant, KIND_ROUTE, route.as_bytes()),
-        }
+        let (kind, bytes) = value.key();
+        self.value_id(tenant, kind, &bytes)
     }
 
     fn value_id(&mut self, tenant: u32, kind: u8, value: &[u8]) -> Result<u32, StoreError> {
@@ -1076,9 +1073,7 @@ fn value_number_in(
     value: ValueRef<'_>,
 ) -> Result<Option<u32>, StoreError> {
     let (kind, bytes) = value.key();
-    Ok(ids
-        .get((tenant, kind, bytes.as_slice()))?
-        .map(|id| id.value()))
+    Ok(ids.get((tenant, kind, &*bytes))?.map(|id| id.value()))
 }
 
 #[cfg(test)]
