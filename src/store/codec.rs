@@ -14,11 +14,20 @@ pub const FORMAT_V1: u8 = 1;
 /// The format byte of event records since schema 4, whose bytes `event_format` lays out
 /// by hand; schema 3 and earlier wrote them as bincode behind [`FORMAT_V1`].
 pub const EVENT_FORMAT: u8 = 2;
+/// The format byte of token records written since schema 7: bincode of a layout with
+/// the times as differences (see `records::TokenRecord::encode`); older ones are
+/// [`FORMAT_V1`].
+pub const TOKEN_FORMAT: u8 = 3;
 /// Largest record we will ever decode.
 const MAX_RECORD: usize = 1 << 20;
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    let mut out = vec![FORMAT_V1];
+    encode_as(FORMAT_V1, value)
+}
+
+/// `value` in bincode behind format byte `format`.
+pub fn encode_as<T: Serialize>(format: u8, value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut out = vec![format];
     let body = bincode::serde::encode_to_vec(value, bincode::config::standard())
         .map_err(|e| StoreError::Corrupt(format!("encoding a record: {e}")))?;
     out.extend_from_slice(&body);
@@ -26,8 +35,17 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    decode_as(FORMAT_V1, bytes, what)
+}
+
+/// What [`encode_as`] wrote behind format byte `format`; any other format is corruption.
+pub fn decode_as<T: DeserializeOwned>(
+    format: u8,
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_V1, body)) => {
+        Some((&found, body)) if found == format => {
             let config = bincode::config::standard().with_limit::<MAX_RECORD>();
             bincode::serde::decode_from_slice(body, config)
                 .map(|(value, _)| value)
@@ -68,13 +86,13 @@ mod no_panics {
         /// A damaged record is reported as corruption, never a panic or a huge allocation.
         #[test]
         fn arbitrary_bytes_decode_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-            for format in [FORMAT_V1, EVENT_FORMAT] {
+            for format in [FORMAT_V1, EVENT_FORMAT, TOKEN_FORMAT] {
                 let mut framed = vec![format];
                 framed.extend_from_slice(&bytes);
                 for candidate in [&bytes, &framed] {
                     let _ = EventRecord::decode(candidate);
                     let _ = RecordHead::decode(candidate);
-                    let _ = decode::<TokenRecord>(candidate, "token");
+                    let _ = TokenRecord::decode(candidate);
                     let _ = decode::<KeyRecord>(candidate, "key");
                 }
             }

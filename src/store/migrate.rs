@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, WriteTransaction};
 
-use super::codec::{decode, encode};
+use super::codec::decode;
 use super::columns::{ColumnState, ColumnWriter, ValueRef};
 use super::names::{Names, PendingNames};
 use super::records::{EventRecord, TokenRecord};
@@ -273,7 +273,7 @@ pub(super) mod v1 {
             // A token an interrupted upgrade already numbered (for a moved event) keeps
             // its number.
             let known = match numbered.get((*tenant, token.as_str()))? {
-                Some(bytes) => Some(decode::<TokenRecord>(bytes.value(), "token")?.id),
+                Some(bytes) => Some(TokenRecord::decode(bytes.value())?.id),
                 None => None,
             };
             let id = match known {
@@ -288,7 +288,7 @@ pub(super) mod v1 {
                 id,
                 state: state.clone(),
             };
-            numbered.insert((*tenant, token.as_str()), encode(&stored)?.as_slice())?;
+            numbered.insert((*tenant, token.as_str()), stored.encode()?.as_slice())?;
         }
         meta.insert(META_NEXT_TOKEN, next)?;
         Ok(moving.len() as u64)
@@ -298,7 +298,7 @@ pub(super) mod v1 {
     fn token_number(txn: &WriteTransaction, tenant: u32, token: &str) -> Result<u64, StoreError> {
         let mut numbered = txn.open_table(super::TOKENS)?;
         if let Some(bytes) = numbered.get((tenant, token))? {
-            return Ok(decode::<TokenRecord>(bytes.value(), "token")?.id);
+            return Ok(TokenRecord::decode(bytes.value())?.id);
         }
         let mut meta = txn.open_table(META)?;
         let id = meta.get(META_NEXT_TOKEN)?.map_or(1, |v| v.value());
@@ -307,7 +307,7 @@ pub(super) mod v1 {
             id,
             state: TokenState::default(),
         };
-        numbered.insert((tenant, token), encode(&stored)?.as_slice())?;
+        numbered.insert((tenant, token), stored.encode()?.as_slice())?;
         txn.open_table(TOKEN_IDS)?.insert((tenant, id), token)?;
         Ok(id)
     }

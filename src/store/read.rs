@@ -7,7 +7,6 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use redb::ReadTransaction;
 
-use super::codec::decode;
 use super::columns::{Column, ValueRef, KIND_USER};
 use super::counters::CounterRow;
 use super::names::Names;
@@ -477,7 +476,7 @@ impl Snapshot {
     /// The number of `token` in `tenant`, if it has been seen.
     fn token_number(&self, tenant: u32, token: &str) -> Result<Option<u64>, StoreError> {
         match self.txn.open_table(TOKENS)?.get((tenant, token))? {
-            Some(bytes) => Ok(Some(decode::<TokenRecord>(bytes.value(), "token")?.id)),
+            Some(bytes) => Ok(Some(TokenRecord::decode(bytes.value())?.id)),
             None => Ok(None),
         }
     }
@@ -721,7 +720,7 @@ impl Snapshot {
         };
         for entry in table.range::<(u32, &str)>((start, end))? {
             let (key, bytes) = entry?;
-            let stored: TokenRecord = decode(bytes.value(), "token")?;
+            let stored = TokenRecord::decode(bytes.value())?;
             if !visit(key.value().1, stored.state)? {
                 break;
             }
@@ -755,7 +754,7 @@ impl Snapshot {
     ) -> Result<Option<crate::model::TokenState>, StoreError> {
         let table = self.txn.open_table(TOKENS)?;
         match table.get((tenant, token))? {
-            Some(bytes) => decode::<TokenRecord>(bytes.value(), "token").map(|t| Some(t.state)),
+            Some(bytes) => TokenRecord::decode(bytes.value()).map(|t| Some(t.state)),
             None => Ok(None),
         }
     }

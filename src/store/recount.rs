@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use super::codec::{decode, encode};
 use super::columns::{route_text, Fields};
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
@@ -167,7 +166,7 @@ impl Snapshot {
             let (key, bytes) = entry?;
             stored_tokens += 1;
             let (tenant, token) = key.value();
-            let stored: TokenRecord = decode(bytes.value(), "token")?;
+            let stored = TokenRecord::decode(bytes.value())?;
             let named = token_ids.get((tenant, stored.id))?;
             if expected.tokens.get(&(tenant, stored.id)) != Some(&stored.state)
                 || named.is_none_or(|name| name.value() != token)
@@ -277,7 +276,7 @@ impl Store {
                         id,
                         state: state.clone(),
                     };
-                    tokens.insert((tenant, token.as_str()), encode(&stored)?.as_slice())?;
+                    tokens.insert((tenant, token.as_str()), stored.encode()?.as_slice())?;
                     if let Some((end, issued)) = state.life() {
                         ends.insert((tenant, end, token.as_str()), issued)?;
                     }

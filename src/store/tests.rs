@@ -303,7 +303,7 @@ fn downgrade_to_v1(path: &std::path::Path) {
         for entry in numbered.iter().expect("iter") {
             let (key, bytes) = entry.expect("entry");
             let stored: super::records::TokenRecord =
-                codec::decode(bytes.value(), "token").expect("decodes");
+                super::records::TokenRecord::decode(bytes.value()).expect("decodes");
             let state = codec::encode(&stored.state).expect("encodes");
             old.insert(key.value(), state.as_slice()).expect("insert");
         }

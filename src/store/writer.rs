@@ -18,7 +18,6 @@ use redb::{Database, Durability, ReadableTable};
 use tokio::sync::mpsc::{self, error::SendTimeoutError};
 use tokio::sync::oneshot;
 
-use super::codec::{decode, encode};
 use super::columns::{ColumnState, ColumnWriter, Entry, Fields, ValueRef};
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
@@ -301,7 +300,7 @@ impl WriterState {
                         let key = (job.tenant, token.clone());
                         if !tokens.contains_key(&key) {
                             let stored = match token_table.get((job.tenant, token.as_str()))? {
-                                Some(bytes) => decode(bytes.value(), "token")?,
+                                Some(bytes) => TokenRecord::decode(bytes.value())?,
                                 None => {
                                     let id = next_token;
                                     next_token += 1;
@@ -352,7 +351,7 @@ impl WriterState {
             let mut lifetimes = LifetimeDeltas::default();
             for (key, stored) in &tokens {
                 let (tenant, token) = (&key.0, &key.1);
-                token_table.insert((*tenant, token.as_str()), encode(stored)?.as_slice())?;
+                token_table.insert((*tenant, token.as_str()), stored.encode()?.as_slice())?;
                 let before = lives_before.get(key).copied().flatten();
                 let after = stored.state.life();
                 if before != after {
