@@ -14,6 +14,10 @@ pub const FORMAT_V1: u8 = 1;
 /// The format byte of event records since schema 4, whose bytes `event_format` lays out
 /// by hand; schema 3 and earlier wrote them as bincode behind [`FORMAT_V1`].
 pub const EVENT_FORMAT: u8 = 2;
+/// The format byte of event records with a route written since schema 7: as
+/// [`EVENT_FORMAT`], but the route is its per-tenant number (`columns::KIND_ROUTE`), not a
+/// [`super::records::Text`].
+pub const EVENT_FORMAT_ROUTED: u8 = 4;
 /// The format byte of token records written since schema 7: bincode of a layout with
 /// the times as differences (see `records::TokenRecord::encode`); older ones are
 /// [`FORMAT_V1`].

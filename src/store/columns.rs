@@ -24,8 +24,8 @@ use redb::{Database, ReadableTable, Table, WriteTransaction};
 use super::migrate::names_of;
 use super::names::Names;
 use super::postings::{PostingWriter, Unposted};
-use super::read::{user_named, Snapshot};
-use super::records::{EventRecord, Text};
+use super::read::{route_named, user_named, Snapshot};
+use super::records::{EventRecord, RouteRef, Text};
 use super::tables::*;
 use super::tally::Tally;
 use super::StoreError;
@@ -101,8 +101,8 @@ impl Entry {
     }
 }
 
-/// The fields of a logged event that go into its entry, before its IP and route are
-/// numbered.
+/// The fields of a logged event that go into its entry, before its IP (and the route of
+/// a record written before schema 7) are numbered.
 #[derive(Debug, Clone, Copy)]
 pub struct Fields<'a> {
     pub ts: u64,
@@ -110,13 +110,20 @@ pub struct Fields<'a> {
     pub user: Option<u32>,
     pub ip: Option<IpAddr>,
     pub token: Option<u64>,
-    pub route: Option<&'a str>,
+    pub route: Option<RouteOf<'a>>,
+}
+
+/// An entry's route: the record's number, or the text of a record written before routes
+/// had numbers.
+#[derive(Debug, Clone, Copy)]
+pub enum RouteOf<'a> {
+    Number(u32),
+    Text(&'a str),
 }
 
 impl<'a> Fields<'a> {
-    /// The fields of `record`, whose route's text is `route` (the record may hold only
-    /// its name's id).
-    pub fn of(record: &EventRecord, route: Option<&'a str>) -> Fields<'a> {
+    /// The fields of `record`, whose route is `route` (see [`route_of`]).
+    pub fn of(record: &EventRecord, route: Option<RouteOf<'a>>) -> Fields<'a> {
         Fields {
             ts: record.ts,
             outcome: record.outcome,
@@ -128,19 +135,21 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The text of `record`'s route, its name looked up in `names` if the record holds an id.
-pub fn route_text<'a>(
+/// `record`'s route: its number, or its text (its name looked up in `names` if the record
+/// holds an id).
+pub fn route_of<'a>(
     record: &'a EventRecord,
     names: &'a Names,
-) -> Result<Option<&'a str>, StoreError> {
-    match &record.route {
-        None => Ok(None),
-        Some(Text::Inline(text)) => Ok(Some(text)),
-        Some(Text::Id(id)) => names
-            .text(*id)
-            .map(Some)
-            .ok_or_else(|| StoreError::Corrupt(format!("route name {id} is unknown"))),
-    }
+) -> Result<Option<RouteOf<'a>>, StoreError> {
+    Ok(match &record.route {
+        None => None,
+        Some(RouteRef::Number(number)) => Some(RouteOf::Number(*number)),
+        Some(RouteRef::Text(Text::Inline(text))) => Some(RouteOf::Text(text)),
+        Some(RouteRef::Text(Text::Id(id))) => match names.text(*id) {
+            Some(text) => Some(RouteOf::Text(text)),
+            None => return Err(StoreError::Corrupt(format!("route name {id} is unknown"))),
+        },
+    })
 }
 
 fn ip_bytes(ip: IpAddr) -> Vec<u8> {
@@ -569,7 +578,8 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
             None => 0,
         };
         let route = match fields.route {
-            Some(route) => self.number(tenant, ValueRef::Route(route))?,
+            Some(RouteOf::Number(number)) => number,
+            Some(RouteOf::Text(route)) => self.number(tenant, ValueRef::Route(route))?,
             None => 0,
         };
         let entry = Entry::new(seq, fields, ip, route);
@@ -628,7 +638,7 @@ pub fn fold_log(
             tenants.push(tenant);
         }
         let record = EventRecord::decode(bytes.value())?;
-        let route = route_text(&record, &names)?;
+        let route = route_of(&record, &names)?;
         columns.append(tenant, seq, Fields::of(&record, route))?;
     }
     for tenant in tenants {
@@ -942,17 +952,15 @@ impl Snapshot {
     /// The user id, IP address (as text) or route numbered `id` of `kind` in `tenant`.
     pub fn value_named(&self, tenant: u32, kind: u8, id: u32) -> Result<String, StoreError> {
         let values = self.txn().open_table(VALUE_NAMES)?;
-        if kind == KIND_USER {
-            return user_named(&values, tenant, id);
+        match kind {
+            KIND_USER => return user_named(&values, tenant, id),
+            KIND_ROUTE => return route_named(&values, tenant, id),
+            _ => {}
         }
         let bytes = values
             .get((tenant, kind, id))?
             .ok_or_else(|| StoreError::Corrupt(format!("value number {id} is unknown")))?;
         let bytes = bytes.value();
-        if kind == KIND_ROUTE {
-            return String::from_utf8(bytes.to_vec())
-                .map_err(|_| StoreError::Corrupt(format!("route number {id} is not UTF-8")));
-        }
         let ip = match bytes.len() {
             4 => <[u8; 4]>::try_from(bytes).map(IpAddr::from).ok(),
             16 => <[u8; 16]>::try_from(bytes).map(IpAddr::from).ok(),
@@ -1059,7 +1067,11 @@ impl Snapshot {
             Some(value) => value_number_in(ids, tenant, value),
         };
         let ip = number(fields.ip.map(ValueRef::Ip))?;
-        let route = number(fields.route.map(ValueRef::Route))?;
+        let route = match fields.route {
+            Some(RouteOf::Number(number)) => Some(number),
+            Some(RouteOf::Text(route)) => number(Some(ValueRef::Route(route)))?,
+            None => Some(0),
+        };
         Ok(ip
             .zip(route)
             .map(|(ip, route)| Entry::new(seq, fields, ip, route)))

@@ -1,4 +1,5 @@
-//! The bytes of an event record (format [`EVENT_FORMAT`]), laid out by hand: the log is
+//! The bytes of an event record (formats [`EVENT_FORMAT`] and [`EVENT_FORMAT_ROUTED`]),
+//! laid out by hand: the log is
 //! most of the store, and bincode spends a byte on every `Option` (an event has fifteen,
 //! most of them empty) and five on any number above 65,535. Here one bitmap says which
 //! fields are present and numbers are LEB128 varints.
@@ -10,14 +11,17 @@
 //!
 //! Numbers are varints (signed ones zigzag first), strings a varint length and UTF-8,
 //! a [`Text`] one varint `id << 1` or `length << 1 | 1` followed by the text, an IP a byte
-//! 4 or 6 and its octets, scopes a varint count and that many texts. Decoding checks
+//! 4 or 6 and its octets, scopes a varint count and that many texts. The route is a
+//! varint (its per-tenant number) in format [`EVENT_FORMAT_ROUTED`], which the writer
+//! writes for every record with a route since schema 7, and a [`Text`] in format
+//! [`EVENT_FORMAT`] (records written before, and records without a route). Decoding checks
 //! every length against the bytes left and refuses trailing bytes: a damaged record is
 //! corruption, never a panic or an allocation larger than the record.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::codec::EVENT_FORMAT;
-use super::records::{EventRecord, RecordHead, Text};
+use super::codec::{EVENT_FORMAT, EVENT_FORMAT_ROUTED};
+use super::records::{EventRecord, RecordHead, RouteRef, Text};
 use super::StoreError;
 
 // Bits of the presence bitmap.
@@ -50,7 +54,10 @@ pub fn encode(r: &EventRecord) -> Result<Vec<u8>, StoreError> {
         )));
     }
     let mut out = Out(Vec::with_capacity(64));
-    out.0.push(EVENT_FORMAT);
+    out.0.push(match r.route {
+        Some(RouteRef::Number(_)) => EVENT_FORMAT_ROUTED,
+        _ => EVENT_FORMAT,
+    });
     out.0.extend_from_slice(&r.ts.to_be_bytes()[2..]);
     out.signed(r.received_delta);
     out.varint(u64::from(r.type_id));
@@ -115,8 +122,10 @@ pub fn encode(r: &EventRecord) -> Result<Vec<u8>, StoreError> {
     if let Some(method) = r.method {
         out.varint(u64::from(method));
     }
-    if let Some(route) = &r.route {
-        out.text(route);
+    match &r.route {
+        Some(RouteRef::Number(number)) => out.varint(u64::from(*number)),
+        Some(RouteRef::Text(route)) => out.text(route),
+        None => {}
     }
     if let Some(status) = r.status {
         out.varint(u64::from(status));
@@ -136,11 +145,12 @@ pub fn encode(r: &EventRecord) -> Result<Vec<u8>, StoreError> {
     Ok(out.0)
 }
 
-/// The leading fields of a record, and the reader positioned after them.
-fn head(bytes: &[u8]) -> Result<(RecordHead, u16, In<'_>), StoreError> {
+/// The leading fields of a record, its format and presence bitmap, and the reader
+/// positioned after them.
+fn head(bytes: &[u8]) -> Result<(RecordHead, u8, u16, In<'_>), StoreError> {
     let mut input = In(bytes);
     let format = input.byte()?;
-    if format != EVENT_FORMAT {
+    if format != EVENT_FORMAT && format != EVENT_FORMAT_ROUTED {
         return Err(StoreError::Corrupt(format!(
             "event record has unknown format {format}"
         )));
@@ -164,11 +174,11 @@ fn head(bytes: &[u8]) -> Result<(RecordHead, u16, In<'_>), StoreError> {
         outcome,
         client,
     };
-    Ok((head, present, input))
+    Ok((head, format, present, input))
 }
 
 pub fn decode_head(bytes: &[u8]) -> Result<RecordHead, StoreError> {
-    head(bytes).map(|(head, _, _)| head)
+    head(bytes).map(|(head, ..)| head)
 }
 
 /// A [`Text`] as it lies in a record's bytes.
@@ -179,7 +189,7 @@ pub enum TextRef<'a> {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<EventRecord, StoreError> {
-    let (head, present, mut input) = head(bytes)?;
+    let (head, format, present, mut input) = head(bytes)?;
     let has = |bit: u16| present & bit != 0;
     let id = has(ID).then(|| input.string()).transpose()?;
     let token = has(TOKEN).then(|| input.varint()).transpose()?;
@@ -200,7 +210,11 @@ pub fn decode(bytes: &[u8]) -> Result<EventRecord, StoreError> {
     let ip = has(IP).then(|| input.ip()).transpose()?;
     let user_agent = has(AGENT).then(|| input.text()).transpose()?;
     let method = has(METHOD).then(|| input.u32()).transpose()?;
-    let route = has(ROUTE).then(|| input.text()).transpose()?;
+    let route = match (has(ROUTE), format) {
+        (false, _) => None,
+        (true, EVENT_FORMAT_ROUTED) => Some(RouteRef::Number(input.u32()?)),
+        (true, _) => Some(RouteRef::Text(input.text()?)),
+    };
     let status = has(STATUS)
         .then(|| {
             let status = input.varint()?;
@@ -383,7 +397,7 @@ mod tests {
             ip: Some(IpAddr::from([203, 0, 113, 9])),
             user_agent: Some(Text::Id(100_000)),
             method: Some(1),
-            route: Some(Text::Inline("/join/0a1b2c3d4e5f".into())),
+            route: Some(RouteRef::Number(1_150_000)),
             status: Some(401),
             error: Some(Text::Id(12)),
             expires_delta: Some(3_600_000),
@@ -429,9 +443,16 @@ mod tests {
         v6.expires_delta = Some(i64::MAX);
         v6.token = Some(u64::MAX);
         v6.ts = MAX_TS;
-        for record in [full(), empty(), v6] {
+        // A record written before schema 7 holds its route as a text.
+        let mut text_route = full();
+        text_route.route = Some(RouteRef::Text(Text::Inline("/join/0a1b2c3d4e5f".into())));
+        for record in [full(), empty(), v6, text_route] {
             let bytes = encode(&record).expect("encodes");
-            assert_eq!(bytes[0], EVENT_FORMAT);
+            let format = match record.route {
+                Some(RouteRef::Number(_)) => EVENT_FORMAT_ROUTED,
+                _ => EVENT_FORMAT,
+            };
+            assert_eq!(bytes[0], format);
             assert_eq!(bytes[1..7], record.ts.to_be_bytes()[2..]);
             assert!(same(&decode(&bytes).expect("decodes"), &record));
             let head = decode_head(&bytes).expect("head");
@@ -516,9 +537,10 @@ mod tests {
                 }),
                 user_agent: has(AGENT).then(|| Text::Inline(text.clone())),
                 method: has(METHOD).then_some(small >> 28),
-                route: has(ROUTE).then(|| match n & 2 {
-                    0 => Text::Id(u32::MAX - small),
-                    _ => Text::Inline(format!("/r/{text}")),
+                route: has(ROUTE).then(|| match n & 6 {
+                    0 => RouteRef::Text(Text::Id(u32::MAX - small)),
+                    2 => RouteRef::Text(Text::Inline(format!("/r/{text}"))),
+                    _ => RouteRef::Number(small.rotate_right(3)),
                 }),
                 status: has(STATUS).then_some(n as u16),
                 error: has(ERROR).then(|| Text::Inline(text.clone())),

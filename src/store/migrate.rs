@@ -8,7 +8,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Wri
 use super::codec::decode;
 use super::columns::{ColumnState, ColumnWriter, ValueRef};
 use super::names::{Names, PendingNames};
-use super::records::{EventRecord, TokenRecord};
+use super::records::{EventRecord, RouteRef, TokenRecord};
 use super::tables::*;
 use super::StoreError;
 
@@ -28,8 +28,9 @@ use super::StoreError;
 /// 6. Adds the hour pieces of each posted span (see `hour_pieces`): a version 5 store's
 ///    spans are posted again at open.
 /// 7. Adds the route column: per-tenant route numbers, a route in each column entry
-///    (blocks of format 2), route pieces. An older store's column tables, postings and
-///    pieces are dropped and built again from the log at open.
+///    (blocks of format 2), route pieces; new records name their route by its number
+///    (event format 4), older ones keep its text. An older store's column tables,
+///    postings and pieces are dropped and built again from the log at open.
 pub const SCHEMA_VERSION: u64 = 7;
 
 /// Events moved from a version 1 log per transaction.
@@ -353,6 +354,10 @@ pub(super) mod v1 {
             if let Some(user) = &event.user_id {
                 record.user = Some(columns.number(tenant, ValueRef::User(user))?);
             }
+            if let Some(route) = &event.route {
+                let number = columns.number(tenant, ValueRef::Route(route))?;
+                record.route = Some(RouteRef::Number(number));
+            }
             log.insert((tenant, seq), record.encode()?.as_slice())?;
             times.insert(time_key(tenant, ts, seq), ())?;
         }
@@ -423,7 +428,7 @@ pub(super) mod v3 {
                 ip: self.ip,
                 user_agent: self.user_agent,
                 method: self.method,
-                route: self.route,
+                route: self.route.map(RouteRef::Text),
                 status: self.status,
                 error: self.error,
                 expires_delta: self.expires_delta,
@@ -432,10 +437,14 @@ pub(super) mod v3 {
             }
         }
 
-        /// The record version 3 stored for `record`, whose user id is `user_id` (for
-        /// tests that make older stores).
+        /// The record version 3 stored for `record`, whose user id is `user_id` and route
+        /// `route` (for tests that make older stores).
         #[cfg(test)]
-        pub fn from_current(record: EventRecord, user_id: Option<String>) -> Record {
+        pub fn from_current(
+            record: EventRecord,
+            user_id: Option<String>,
+            route: Option<Text>,
+        ) -> Record {
             Record {
                 ts: record.ts,
                 received_delta: record.received_delta,
@@ -451,7 +460,7 @@ pub(super) mod v3 {
                 ip: record.ip,
                 user_agent: record.user_agent,
                 method: record.method,
-                route: record.route,
+                route,
                 status: record.status,
                 error: record.error,
                 expires_delta: record.expires_delta,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use redb::ReadTransaction;
 
-use super::columns::{Column, ValueRef, KIND_USER};
+use super::columns::{Column, ValueRef, KIND_ROUTE, KIND_USER};
 use super::counters::CounterRow;
 use super::names::Names;
-use super::records::{EventRecord, Numbers, RecordHead, Text, TokenRecord};
+use super::records::{EventRecord, Numbers, RecordHead, RouteRef, Text, TokenRecord};
 use super::sketches::SharedBook;
 use super::tables::*;
 use super::totals::Totals;
@@ -48,6 +48,19 @@ pub(super) fn user_named(
         .map_err(|_| StoreError::Corrupt(format!("user number {id} is not text")))
 }
 
+/// The route numbered `id` in `tenant`, from a [`VALUE_NAMES`] table.
+pub(super) fn route_named(
+    table: &impl redb::ReadableTable<(u32, u8, u32), &'static [u8]>,
+    tenant: u32,
+    id: u32,
+) -> Result<String, StoreError> {
+    let bytes = table
+        .get((tenant, KIND_ROUTE, id))?
+        .ok_or_else(|| StoreError::Corrupt(format!("route number {id} is unknown")))?;
+    String::from_utf8(bytes.value().to_vec())
+        .map_err(|_| StoreError::Corrupt(format!("route number {id} is not text")))
+}
+
 /// The numbers one tenant's records hold, named from the tables that map them back
 /// ([`TOKEN_IDS`], [`VALUE_NAMES`]) of any transaction.
 pub(super) struct TenantNumbers<'a, T, V> {
@@ -67,6 +80,10 @@ where
 
     fn user(&self, id: u32) -> Result<String, StoreError> {
         user_named(self.values, self.tenant, id)
+    }
+
+    fn route(&self, id: u32) -> Result<String, StoreError> {
+        route_named(self.values, self.tenant, id)
     }
 }
 
@@ -154,33 +171,38 @@ impl EventFilter {
 }
 
 /// What a listing checks on a record before naming its token and user (two lookups
-/// each): its address and the text search, which need nothing but the record and the
-/// interned names. Whether each interned text matches the search is remembered.
-struct RecordCheck<'f> {
+/// each): its address and the text search, which need nothing but the record, the
+/// interned names and the route's text. Whether each interned text and each numbered
+/// route matches the search is remembered, so each is looked at once.
+struct RecordCheck<'f, N> {
     filter: &'f EventFilter,
     names: &'f Names,
+    numbers: N,
     texts: HashMap<u32, bool>,
+    routes: HashMap<u32, bool>,
 }
 
-impl<'f> RecordCheck<'f> {
-    fn new(filter: &'f EventFilter, names: &'f Names) -> RecordCheck<'f> {
+impl<'f, N: Numbers> RecordCheck<'f, N> {
+    fn new(filter: &'f EventFilter, names: &'f Names, numbers: N) -> RecordCheck<'f, N> {
         RecordCheck {
             filter,
             names,
+            numbers,
             texts: HashMap::new(),
+            routes: HashMap::new(),
         }
     }
 
     /// False when `record` cannot match the filter; true says nothing yet (the decoded
     /// event goes through [`EventFilter::matches`]).
-    fn may_match(&mut self, record: &EventRecord) -> bool {
+    fn may_match(&mut self, record: &EventRecord) -> Result<bool, StoreError> {
         if let Some(net) = &self.filter.ip {
             if !record.ip.is_some_and(|ip| net.contains(&ip)) {
-                return false;
+                return Ok(false);
             }
         }
         let Some(q) = self.filter.q.as_deref() else {
-            return true;
+            return Ok(true);
         };
         let (names, texts) = (self.names, &mut self.texts);
         let mut text_matches = |text: &Text| match text {
@@ -189,14 +211,27 @@ impl<'f> RecordCheck<'f> {
                 .or_insert_with(|| names.text(*id).is_some_and(|t| contains_folded(t, q))),
             Text::Inline(t) => contains_folded(t, q),
         };
-        [&record.route, &record.user_agent, &record.error]
-            .into_iter()
-            .flatten()
-            .any(&mut text_matches)
+        let route_matches = match &record.route {
+            None => false,
+            Some(RouteRef::Text(text)) => text_matches(text),
+            Some(RouteRef::Number(id)) => match self.routes.get(id) {
+                Some(matches) => *matches,
+                None => {
+                    let matches = contains_folded(&self.numbers.route(*id)?, q);
+                    self.routes.insert(*id, matches);
+                    matches
+                }
+            },
+        };
+        Ok(route_matches
+            || [&record.user_agent, &record.error]
+                .into_iter()
+                .flatten()
+                .any(&mut text_matches)
             || record
                 .context
                 .as_deref()
-                .is_some_and(|c| contains_folded(c, q))
+                .is_some_and(|c| contains_folded(c, q)))
     }
 }
 
@@ -318,7 +353,7 @@ impl Snapshot {
         };
         let mut events: Vec<StoredEvent> = Vec::new();
         let mut next = None;
-        let mut check = RecordCheck::new(filter, &self.names);
+        let mut check = RecordCheck::new(filter, &self.names, tokens.of(tenant));
         'spans: for (start, end) in spans {
             for entry in times.range(start..end)?.rev() {
                 let (_, _, seq) = time_key_parts(entry?.0.value());
@@ -331,7 +366,7 @@ impl Snapshot {
                     continue;
                 }
                 let record = EventRecord::decode(bytes.value())?;
-                if !check.may_match(&record) {
+                if !check.may_match(&record)? {
                     continue;
                 }
                 let stored = self.stored_event(&tokens, tenant, seq, record)?;

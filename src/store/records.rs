@@ -79,7 +79,8 @@ pub struct EventRecord {
     pub ip: Option<IpAddr>,
     pub user_agent: Option<Text>,
     pub method: Option<u32>,
-    pub route: Option<Text>,
+    /// Set by the writer (see [`RouteRef`]).
+    pub route: Option<RouteRef>,
     pub status: Option<u16>,
     pub error: Option<Text>,
     /// `expires_at − ts`, wrapping.
@@ -124,15 +125,26 @@ impl RecordHead {
 pub trait Numbers {
     fn token(&self, id: u64) -> Result<String, StoreError>;
     fn user(&self, id: u32) -> Result<String, StoreError>;
+    fn route(&self, id: u32) -> Result<String, StoreError>;
 }
 
-/// A sender-chosen text that is usually repeated (user agents, routes, errors, scopes):
+/// A sender-chosen text that is usually repeated (user agents, errors, scopes; routes in
+/// records written before schema 7):
 /// interned while the names table is below its cap ([`super::names::MAX_FREE_NAMES`]),
 /// stored inline beyond it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Text {
     Id(u32),
     Inline(String),
+}
+
+/// A record's route: its per-tenant number (`columns::KIND_ROUTE`), which the writer gives
+/// every route since schema 7, so that a route carrying an id is stored once, not in every
+/// record; or, in a record written before, its text (interned or inline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteRef {
+    Number(u32),
+    Text(Text),
 }
 
 /// A token's stored state (the value of [`super::tables::TOKENS`]) with its number: log
@@ -250,8 +262,8 @@ impl EventRecord {
     }
 
     /// The record for `event` if `name` knows the id of each of its repeated strings.
-    /// `name(text, free)` is asked with `free` set for free texts (user agents, routes,
-    /// errors, scopes); when it
+    /// `name(text, free)` is asked with `free` set for free texts (user agents, errors,
+    /// scopes); when it
     /// knows no id for one, the text is stored inline if `inline_unknown` is set, else no
     /// record is built.
     pub fn with_names(
@@ -274,7 +286,6 @@ impl EventRecord {
             .map(&mut free)
             .transpose()
             .ok()?;
-        let route = event.route.as_deref().map(&mut free).transpose().ok()?;
         let error = event.error.as_deref().map(&mut free).transpose().ok()?;
         let scopes = event
             .scopes
@@ -306,7 +317,8 @@ impl EventRecord {
             ip: event.ip,
             user_agent,
             method,
-            route,
+            // Numbered by the writer.
+            route: None,
             status: event.status,
             error,
             expires_delta: event.expires_at.map(|at| delta(at, event.ts)),
@@ -336,8 +348,8 @@ impl EventRecord {
         }
     }
 
-    /// The domain event back, with interned strings resolved and the token's and user's
-    /// numbers turned back into text by `numbers`.
+    /// The domain event back, with interned strings resolved and the token's, user's and
+    /// route's numbers turned back into text by `numbers`.
     pub fn into_event(self, names: &Names, numbers: &impl Numbers) -> Result<Event, StoreError> {
         let name = |id: u32| -> Result<String, StoreError> {
             names
@@ -372,7 +384,11 @@ impl EventRecord {
             ip: self.ip,
             user_agent: self.user_agent.map(text).transpose()?,
             method: self.method.map(name).transpose()?,
-            route: self.route.map(text).transpose()?,
+            route: match self.route {
+                Some(RouteRef::Number(id)) => Some(numbers.route(id)?),
+                Some(RouteRef::Text(route)) => Some(text(route)?),
+                None => None,
+            },
             status: self.status,
             error: self.error.map(text).transpose()?,
             expires_at: self.expires_delta.map(|d| undelta(d, ts)),
@@ -397,9 +413,12 @@ mod tests {
         fn user(&self, id: u32) -> Result<String, StoreError> {
             Err(StoreError::Corrupt(format!("user {id}")))
         }
+        fn route(&self, id: u32) -> Result<String, StoreError> {
+            Err(StoreError::Corrupt(format!("route {id}")))
+        }
     }
 
-    /// Names every number `n` as `t{n}` / `u{n}`.
+    /// Names every number `n` as `t{n}` / `u{n}` / `/r{n}`.
     struct Echo;
 
     impl Numbers for Echo {
@@ -408,6 +427,9 @@ mod tests {
         }
         fn user(&self, id: u32) -> Result<String, StoreError> {
             Ok(format!("u{id}"))
+        }
+        fn route(&self, id: u32) -> Result<String, StoreError> {
+            Ok(format!("/r{id}"))
         }
     }
 
@@ -420,8 +442,9 @@ mod tests {
                 EventRecord::with_names(&event, ts + 3, false, |t, _| names.id(t)).expect("ok");
             record.user = Some(70_000);
             record.token = Some(5);
+            record.route = Some(RouteRef::Number(300));
             let bytes = record.encode().expect("encodes");
-            assert_eq!(bytes[0], crate::store::codec::EVENT_FORMAT);
+            assert_eq!(bytes[0], crate::store::codec::EVENT_FORMAT_ROUTED);
             // Format byte, then the six bytes of `ts`.
             assert_eq!(bytes[1..7], ts.to_be_bytes()[2..]);
             let back = EventRecord::decode(&bytes).expect("decodes");
@@ -430,6 +453,7 @@ mod tests {
             let event = back.into_event(&names, &Echo).expect("named");
             assert_eq!(event.user_id.as_deref(), Some("u70000"));
             assert_eq!(event.token.as_deref(), Some("t5"));
+            assert_eq!(event.route.as_deref(), Some("/r300"));
             assert!(EventRecord::decode(&bytes)
                 .expect("decodes")
                 .into_event(&names, &NoNumbers)
@@ -441,6 +465,25 @@ mod tests {
         // A record of the older format is not mistaken for one of this format.
         let old = crate::store::codec::encode(&(record.ts, 0u8)).expect("encodes");
         assert!(EventRecord::decode(&old).is_err());
+    }
+
+    #[test]
+    fn routes_of_records_written_before_schema_7_are_texts_of_the_older_format() {
+        let names = Names::from_ordered(vec!["a.b".into(), "/oauth/token".into()]);
+        let event = Event::new(EventType::parse("a.b").expect("valid"), 5);
+        let mut record = EventRecord::with_names(&event, 7, false, |t, _| names.id(t)).expect("ok");
+        for (route, text) in [
+            (Text::Id(1), "/oauth/token"),
+            (Text::Inline("/join/x".into()), "/join/x"),
+        ] {
+            record.route = Some(RouteRef::Text(route));
+            let bytes = record.encode().expect("encodes");
+            assert_eq!(bytes[0], crate::store::codec::EVENT_FORMAT);
+            let back = EventRecord::decode(&bytes).expect("decodes");
+            assert_eq!(back.route, record.route);
+            let event = back.into_event(&names, &NoNumbers).expect("named");
+            assert_eq!(event.route.as_deref(), Some(text));
+        }
     }
 
     #[test]

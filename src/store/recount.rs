@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use redb::{ReadableTable, ReadableTableMetadata};
 
-use super::columns::{route_text, Fields};
+use super::columns::{route_of, Fields};
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::{self, Names};
@@ -134,7 +134,7 @@ impl Snapshot {
                     report.column_mismatches += 1; // an entry of no logged event
                 }
                 let stored = columned.next_if(|(t, e)| (*t, e.seq) == (tenant, seq));
-                let route = route_text(record, self.names())?;
+                let route = route_of(record, self.names())?;
                 let fields = Fields::of(record, route);
                 let expected = self.expected_entry(&value_ids, tenant, seq, fields)?;
                 if stored.map(|(_, e)| e) != expected || expected.is_none() {

@@ -339,10 +339,29 @@ fn drop_hour_pieces(txn: &redb::WriteTransaction) {
     txn.delete_table(tables::SPAN_HOURS).expect("drop");
 }
 
-/// Makes the column tables what version 6 wrote: tail rows without a route, no route
-/// numbers.
+/// Makes the log and column tables what version 6 wrote: routes in records as text, tail
+/// rows without a route, no route numbers.
 fn drop_route_column(txn: &redb::WriteTransaction) {
     use redb::ReadableTable;
+    {
+        let values = txn.open_table(tables::VALUE_NAMES).expect("values");
+        let mut log = txn.open_table(tables::LOG).expect("log");
+        let mut rewritten = Vec::new();
+        for entry in log.iter().expect("iter") {
+            let (key, bytes) = entry.expect("entry");
+            let (tenant, seq) = key.value();
+            let mut record = records::EventRecord::decode(bytes.value()).expect("decodes");
+            if let Some(records::RouteRef::Number(id)) = record.route {
+                let text = read::route_named(&values, tenant, id).expect("named");
+                record.route = Some(records::RouteRef::Text(records::Text::Inline(text)));
+                rewritten.push(((tenant, seq), record.encode().expect("encodes")));
+            }
+        }
+        assert!(!rewritten.is_empty(), "records with a route to rewrite");
+        for (key, bytes) in rewritten {
+            log.insert(key, bytes.as_slice()).expect("insert");
+        }
+    }
     /// (hour, outcome, user, IP, token).
     type V6Row = (u32, u8, u32, u32, u64);
     const V6_TAIL: redb::TableDefinition<(u32, u64), V6Row> =
@@ -392,10 +411,17 @@ fn downgrade_to_v3(path: &std::path::Path, v2: bool) {
             let user_id = record
                 .user
                 .map(|id| read::user_named(&values, tenant, id).expect("named"));
+            let route = record.route.clone().map(|route| match route {
+                records::RouteRef::Number(id) => {
+                    records::Text::Inline(read::route_named(&values, tenant, id).expect("named"))
+                }
+                records::RouteRef::Text(text) => text,
+            });
             old_times
                 .insert((tenant, record.ts, seq), ())
                 .expect("insert");
-            let old = codec::encode(&v3::Record::from_current(record, user_id)).expect("encodes");
+            let old = v3::Record::from_current(record, user_id, route);
+            let old = codec::encode(&old).expect("encodes");
             old_log
                 .insert((tenant, seq), old.as_slice())
                 .expect("insert");
@@ -1096,7 +1122,9 @@ async fn routes_are_numbered_by_text_whether_the_log_names_them_or_holds_them_in
                     (!free).then(|| names.id(text)).flatten()
                 })
                 .expect("the type is named");
-                record.route = Some(records::Text::Inline((*route).to_owned()));
+                record.route = Some(records::RouteRef::Text(records::Text::Inline(
+                    (*route).to_owned(),
+                )));
                 let seq = 1_000_000 + i as u64;
                 log.insert((*tenant, seq), record.encode()?.as_slice())?;
                 times.insert(tables::time_key(*tenant, e.ts, seq), ())?;

@@ -18,12 +18,12 @@ use redb::{Database, Durability, ReadableTable};
 use tokio::sync::mpsc::{self, error::SendTimeoutError};
 use tokio::sync::oneshot;
 
-use super::columns::{ColumnState, ColumnWriter, Entry, Fields, ValueRef};
+use super::columns::{ColumnState, ColumnWriter, Entry, Fields, RouteOf, ValueRef};
 use super::counters::CounterDeltas;
 use super::lifetimes::LifetimeDeltas;
 use super::names::Names;
 use super::names::{self, PendingNames, SharedNames};
-use super::records::{EventRecord, TokenRecord};
+use super::records::{EventRecord, RouteRef, TokenRecord};
 use super::sketches::{self, Deltas, SharedBook};
 use super::tables::*;
 use super::totals::Totals;
@@ -322,6 +322,11 @@ impl WriterState {
                     if let Some(user) = &event.user_id {
                         record.user = Some(columns.number(job.tenant, ValueRef::User(user))?);
                     }
+                    let route = match &event.route {
+                        Some(route) => Some(columns.number(job.tenant, ValueRef::Route(route))?),
+                        None => None,
+                    };
+                    record.route = route.map(RouteRef::Number);
                     counters.add(
                         job.tenant,
                         event.ts,
@@ -333,7 +338,7 @@ impl WriterState {
                     let entry = columns.append(
                         job.tenant,
                         seq,
-                        Fields::of(&record, event.route.as_deref()),
+                        Fields::of(&record, route.map(RouteOf::Number)),
                     )?;
                     entries.push((job.tenant, entry));
                     ids.push(Some(seq));
