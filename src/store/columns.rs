@@ -3,9 +3,9 @@
 //! dimension over a range reads a few bytes per event instead of decoding the log.
 //!
 //! Users, IPs and routes get per-tenant numbers, dense from 1 ([`VALUE_IDS`],
-//! [`VALUE_NAMES`]); tokens already have numbers. Log records name their user by this
-//! number too, so user numbers are never reassigned; IP and route numbers only the columns
-//! use. A tenant's newest events sit in [`COLUMN_TAIL`], one row each; every [`BLOCK`] of
+//! [`VALUE_NAMES`]); tokens already have numbers. Log records name their user and route
+//! by this number too (routes since schema 7), so those numbers are never reassigned; IP
+//! numbers only the columns use. A tenant's newest events sit in [`COLUMN_TAIL`], one row each; every [`BLOCK`] of
 //! them are sealed, in the same transaction, into one [`COLUMN_BLOCKS`] value that stores
 //! each column frame-of-reference encoded (its minimum, then each value's difference to it
 //! in the fewest whole bytes that hold the largest). Blocks follow the tenant's log in seq
@@ -21,7 +21,6 @@ use std::net::IpAddr;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
-use super::migrate::names_of;
 use super::names::Names;
 use super::postings::{PostingWriter, Unposted};
 use super::read::{route_named, user_named, Snapshot};
@@ -616,15 +615,16 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
 
 /// Folds every logged event into the column tables, in (tenant, seq) order: all of them
 /// (`start` = None), or those from `start` on; and posts every span that becomes due.
+/// `names` are the interned names, for routes that older records hold as a name's id.
 pub fn fold_log(
     txn: &WriteTransaction,
     start: Option<(u32, u64)>,
     limit: usize,
+    names: &Names,
 ) -> Result<Option<(u32, u64)>, StoreError> {
     let mut state = ColumnState::default();
     let mut columns = ColumnWriter::open(txn, &mut state)?;
     let log = txn.open_table(LOG)?;
-    let names = names_of(&txn.open_table(NAMES)?)?;
     let mut tenants: Vec<u32> = Vec::new();
     let mut stopped_at = None;
     for (folded, entry) in log.range(start.unwrap_or((0, 0))..)?.enumerate() {
@@ -638,7 +638,7 @@ pub fn fold_log(
             tenants.push(tenant);
         }
         let record = EventRecord::decode(bytes.value())?;
-        let route = route_of(&record, &names)?;
+        let route = route_of(&record, names)?;
         columns.append(tenant, seq, Fields::of(&record, route))?;
     }
     for tenant in tenants {
@@ -649,8 +649,8 @@ pub fn fold_log(
 
 /// Drops the column tables of a store whose entries lack a column (its tail, blocks,
 /// postings and hour pieces, all derived from the log) and marks them unbuilt, for
-/// [`build`] to make them again. The value numbers stay: log records name users by
-/// theirs.
+/// [`build`] to make them again. The value numbers stay: log records name users and
+/// routes by theirs.
 pub fn forget_all(db: &Database) -> Result<(), StoreError> {
     tracing::info!("the column tables are of an older schema: building them again");
     let txn = db.begin_write()?;
@@ -674,6 +674,8 @@ pub fn forget_all(db: &Database) -> Result<(), StoreError> {
 /// transaction folds the next events and records where it stopped, so an interrupted
 /// build resumes where it was.
 pub fn build(db: &Database) -> Result<(), StoreError> {
+    // Read once the build is known to be needed: nothing adds names while it runs.
+    let mut loaded: Option<Names> = None;
     loop {
         let txn = db.begin_write()?;
         let done = {
@@ -692,7 +694,13 @@ pub fn build(db: &Database) -> Result<(), StoreError> {
                 // Postings are posted from the blocks: none can be older than the first.
                 PostingWriter::open(&txn)?.clear()?;
             }
-            match fold_log(&txn, start, BUILD_CHUNK)? {
+            let names = match loaded.take() {
+                Some(names) => names,
+                None => super::migrate::names_of(&txn.open_table(NAMES)?)?,
+            };
+            let folded = fold_log(&txn, start, BUILD_CHUNK, &names)?;
+            loaded = Some(names);
+            match folded {
                 Some((tenant, seq)) => {
                     meta.insert(META_COLUMNS_TENANT, u64::from(tenant))?;
                     meta.insert(META_COLUMNS_SEQ, seq)?;

@@ -41,24 +41,31 @@ pub(super) fn user_named(
     tenant: u32,
     id: u32,
 ) -> Result<String, StoreError> {
-    let bytes = table
-        .get((tenant, KIND_USER, id))?
-        .ok_or_else(|| StoreError::Corrupt(format!("user number {id} is unknown")))?;
-    String::from_utf8(bytes.value().to_vec())
-        .map_err(|_| StoreError::Corrupt(format!("user number {id} is not text")))
+    text_named(table, tenant, KIND_USER, id, "user")
 }
 
-/// The route numbered `id` in `tenant`, from a [`VALUE_NAMES`] table.
+/// The route `tenant` numbered `id` (log records name routes by number since schema 7).
 pub(super) fn route_named(
     table: &impl redb::ReadableTable<(u32, u8, u32), &'static [u8]>,
     tenant: u32,
     id: u32,
 ) -> Result<String, StoreError> {
+    text_named(table, tenant, KIND_ROUTE, id, "route")
+}
+
+/// The text numbered `id` of `kind` (a `what`) in `tenant`, from a [`VALUE_NAMES`] table.
+fn text_named(
+    table: &impl redb::ReadableTable<(u32, u8, u32), &'static [u8]>,
+    tenant: u32,
+    kind: u8,
+    id: u32,
+    what: &str,
+) -> Result<String, StoreError> {
     let bytes = table
-        .get((tenant, KIND_ROUTE, id))?
-        .ok_or_else(|| StoreError::Corrupt(format!("route number {id} is unknown")))?;
+        .get((tenant, kind, id))?
+        .ok_or_else(|| StoreError::Corrupt(format!("{what} number {id} is unknown")))?;
     String::from_utf8(bytes.value().to_vec())
-        .map_err(|_| StoreError::Corrupt(format!("route number {id} is not text")))
+        .map_err(|_| StoreError::Corrupt(format!("{what} number {id} is not text")))
 }
 
 /// The numbers one tenant's records hold, named from the tables that map them back

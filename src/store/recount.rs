@@ -283,7 +283,7 @@ impl Store {
                 }
                 drop(ends);
                 super::lifetimes::build_from_ends(txn)?;
-                // Log records name users by number, so numbers stay; the lookup from values
+                // Log records name users and routes by number, so numbers stay; the lookup from values
                 // to numbers is remade from the numbers' table.
                 let mut ids = txn.open_table(VALUE_IDS)?;
                 ids.retain(|_, _| false)?;
@@ -296,7 +296,7 @@ impl Store {
                 txn.open_table(COLUMN_TAIL)?.retain(|_, _| false)?;
                 txn.open_table(COLUMN_BLOCKS)?.retain(|_, _| false)?;
                 super::postings::PostingWriter::open(txn)?.clear()?;
-                super::columns::fold_log(txn, None, usize::MAX)?;
+                super::columns::fold_log(txn, None, usize::MAX, &names)?;
                 // On the writer thread, before any later group: the totals count the new
                 // blocks once this transaction has committed.
                 totals.forget();

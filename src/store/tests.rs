@@ -209,12 +209,7 @@ async fn lifetime_buckets_are_filled_at_first_open_and_rebuilt() {
             })
             .await
             .expect("writes");
-        assert!(!store
-            .snapshot()
-            .expect("snap")
-            .verify()
-            .expect("verifies")
-            .is_consistent());
+        assert!(!consistent(&store));
         store.close();
     }
     let store = Store::open(dir.path(), WriterConfig::default()).expect("reopens");
@@ -1133,12 +1128,7 @@ async fn routes_are_numbered_by_text_whether_the_log_names_them_or_holds_them_in
         })
         .await
         .expect("writes");
-    assert!(!store
-        .snapshot()
-        .expect("snap")
-        .verify()
-        .expect("verifies")
-        .is_consistent());
+    assert!(!consistent(&store));
     let before = store.rebuild().await.expect("rebuilds");
     assert!(before.column_mismatches >= 2, "{before:?}");
     let mut all = events.clone();
@@ -1154,6 +1144,12 @@ async fn routes_are_numbered_by_text_whether_the_log_names_them_or_holds_them_in
         let got = column_counts_named(&snap, 1, columns::Column::Route, from, to);
         assert_eq!(got, want, "{from}..{to}");
     }
+}
+
+/// Whether `verify` finds the store consistent.
+fn consistent(store: &Store) -> bool {
+    let snap = store.snapshot().expect("snap");
+    snap.verify().expect("verifies").is_consistent()
 }
 
 /// The posted spans of `tenant` (first seq of each).
