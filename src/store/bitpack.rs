@@ -119,13 +119,11 @@ impl<'a> BitReader<'a> {
         if bits > 64 || self.bits + bits as usize * len > self.data.len() * 8 {
             return Err(corrupt("column longer than the data"));
         }
-        if base.checked_add(low_bits(bits)).is_none() {
-            return Err(corrupt("value"));
-        }
         out.reserve(len);
+        // The writer's values are at most u64::MAX; a sum past it (corrupt data) saturates.
         if bits > 56 {
             for _ in 0..len {
-                out.push(base + self.get(bits)?);
+                out.push(base.saturating_add(self.get(bits)?));
             }
             return Ok(());
         }
@@ -144,7 +142,7 @@ impl<'a> BitReader<'a> {
                     word
                 }
             };
-            *slot = base + ((u64::from_le_bytes(word) >> (position % 8)) & mask);
+            *slot = base.saturating_add((u64::from_le_bytes(word) >> (position % 8)) & mask);
             position += bits as usize;
         }
         self.bits = position;
@@ -211,6 +209,32 @@ mod tests {
             r.column(column.len(), &mut out).expect("column");
             assert_eq!(&out, column);
             assert_eq!(r.get(1).expect("bit"), 1);
+        }
+        r.finish().expect("nothing left");
+    }
+
+    #[test]
+    fn columns_of_every_width_read_from_any_bit() {
+        let columns: Vec<Vec<u64>> = (0..=64u32)
+            .map(|bits| {
+                let top = low_bits(bits);
+                (0..23u64)
+                    .map(|i| top - (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) & top))
+                    .collect()
+            })
+            .collect();
+        let mut w = BitWriter::default();
+        for (at, column) in columns.iter().enumerate() {
+            w.put(1, at as u32 % 8); // each column starts at another bit of its first byte
+            w.column(column.iter().copied());
+        }
+        let bytes = w.into_bytes();
+        let mut r = BitReader::new(&bytes);
+        let mut out = Vec::new();
+        for (at, column) in columns.iter().enumerate() {
+            assert_eq!(r.get(at as u32 % 8).expect("bits"), u64::from(at % 8 > 0));
+            r.column(column.len(), &mut out).expect("column");
+            assert_eq!(&out, column, "column of width {at}");
         }
         r.finish().expect("nothing left");
     }

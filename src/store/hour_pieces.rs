@@ -100,7 +100,7 @@ struct Scratch {
     lengths: Vec<u64>,
     firsts: Vec<u64>,
     gaps: Vec<u64>,
-    outcomes: Vec<u64>,
+    codes: Vec<u64>,
 }
 
 /// Counts the entries of piece `bytes` of `hours` (and outcome code `outcome`) into
@@ -133,23 +133,26 @@ fn count_piece(
     let len = len.ok_or_else(|| corrupt("length"))? as usize;
     piece.column(runs, &mut s.firsts)?;
     piece.column(len, &mut s.gaps)?;
-    piece.column(len, &mut s.outcomes)?;
+    piece.column(len, &mut s.codes)?;
     piece.finish()?;
     let failure = u64::from(Outcome::Failure.code());
     let mut at = 0;
     for ((hour, &length), &first) in s.hours.iter().zip(&s.lengths).zip(&s.firsts) {
-        let run = at..at + length as usize;
+        let run = at..at + length as usize; // the lengths' sum is at most len
         at = run.end;
         if !taken(hour) {
             continue;
         }
-        // The run's gaps become its numbers, in place, ascending.
+        // The run's gaps become its numbers, in place: its first, then each gap added to
+        // the number before. (Counting as they are decoded is slower: the counts' random
+        // accesses then overlap less.)
         let mut number = first;
         for gap in &mut s.gaps[run.clone()] {
             number = number.checked_add(*gap).ok_or_else(|| corrupt("number"))?;
             *gap = number;
         }
-        tally.add_ascending(&s.gaps[run.clone()], &s.outcomes[run], outcome, failure);
+        let entries = s.gaps[run.clone()].iter().zip(&s.codes[run]);
+        tally.add_entries(entries.map(|(&n, &c)| (n, c)), outcome, failure);
     }
     Ok(())
 }

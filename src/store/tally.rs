@@ -22,71 +22,69 @@ impl Tally {
         self.add_all(&[(id, failure)]);
     }
 
-    /// Counts one block's wanted (number, failure) pairs: the checks that need not be made
-    /// per event (room in the dense counts, their overflow) are made once per call.
+    /// Counts one block's wanted (number, failure) pairs.
     #[inline]
     pub(super) fn add_all(&mut self, wanted: &[(u64, bool)]) {
-        if self.added + wanted.len() as u64 >= u64::from(u32::MAX) {
-            self.widen();
-        }
-        self.added += wanted.len() as u64;
-        let largest = wanted
-            .iter()
-            .map(|(id, _)| *id)
-            .filter(|id| *id < DENSE_MAX)
-            .max();
-        if let Some(largest) = largest.filter(|l| *l as usize >= self.dense.len()) {
-            self.dense.resize(largest as usize + 1, [0, 0]);
-        }
+        self.reserve(wanted.len());
         for &(id, failure) in wanted {
-            match self.dense.get_mut(id as usize).filter(|_| id < DENSE_MAX) {
-                Some(slot) => {
-                    slot[0] += 1;
-                    slot[1] += u32::from(failure);
-                }
-                None => {
-                    let slot = self.wide.entry(id).or_default();
-                    slot.0 += 1;
-                    slot.1 += u64::from(failure);
-                }
+            self.count(id, u32::from(failure));
+        }
+    }
+
+    /// Counts `entries`, (number, outcome code) pairs, those with code `outcome` only when
+    /// given; `failure` is the failure's code.
+    #[inline]
+    pub(super) fn add_entries(
+        &mut self,
+        entries: impl ExactSizeIterator<Item = (u64, u64)>,
+        outcome: Option<u8>,
+        failure: u64,
+    ) {
+        self.reserve(entries.len());
+        for (number, code) in entries {
+            if outcome.is_none_or(|o| u64::from(o) == code) {
+                self.count(number, u32::from(code == failure));
             }
         }
     }
 
-    /// Counts the entries of numbers `numbers` (ascending) with outcome codes `codes`,
-    /// those with code `outcome` only when given; `failure` is the failure's code.
+    /// Makes room for `n` more events in the dense counts' `u32`s: the check that need
+    /// not be made per event.
     #[inline]
-    pub(super) fn add_ascending(
-        &mut self,
-        numbers: &[u64],
-        codes: &[u64],
-        outcome: Option<u8>,
-        failure: u64,
-    ) {
-        let Some(&largest) = numbers.last() else {
-            return;
-        };
-        if largest >= DENSE_MAX {
-            for (&number, &code) in numbers.iter().zip(codes) {
-                if outcome.is_none_or(|o| u64::from(o) == code) {
-                    self.add(number, code == failure);
-                }
-            }
-            return;
-        }
-        if self.added + numbers.len() as u64 >= u64::from(u32::MAX) {
+    fn reserve(&mut self, n: usize) {
+        if self.added + n as u64 >= u64::from(u32::MAX) {
             self.widen();
         }
-        self.added += numbers.len() as u64;
-        if largest as usize >= self.dense.len() {
-            self.dense.resize(largest as usize + 1, [0, 0]);
-        }
-        for (&number, &code) in numbers.iter().zip(codes) {
-            if outcome.is_none_or(|o| u64::from(o) == code) {
-                let slot = &mut self.dense[number as usize];
+        self.added += n as u64;
+    }
+
+    /// Counts one event of `number`, a failure when `failure` is 1.
+    #[inline]
+    fn count(&mut self, number: u64, failure: u32) {
+        // Numbers from DENSE_MAX up are always wide, however long the dense counts.
+        let dense = usize::try_from(number).ok().filter(|_| number < DENSE_MAX);
+        match dense.and_then(|i| self.dense.get_mut(i)) {
+            Some(slot) => {
                 slot[0] += 1;
-                slot[1] += u32::from(code == failure);
+                slot[1] += failure;
             }
+            None => self.count_outside(number, failure),
+        }
+    }
+
+    /// Counts a number past the dense counts: it grows them when the number is below
+    /// [`DENSE_MAX`], else the number goes to the wide counts.
+    #[cold]
+    fn count_outside(&mut self, number: u64, failure: u32) {
+        if number < DENSE_MAX {
+            let at = number as usize; // below 2²⁴
+            self.dense.resize(at + 1, [0, 0]); // amortised: the Vec's capacity doubles
+            self.dense[at][0] += 1;
+            self.dense[at][1] += failure;
+        } else {
+            let slot = self.wide.entry(number).or_default();
+            slot.0 += 1;
+            slot.1 += u64::from(failure);
         }
     }
 
@@ -364,27 +362,33 @@ mod tests {
     }
 
     #[test]
-    fn ascending_runs_count_like_pairs_whatever_their_numbers() {
+    fn entries_count_like_pairs_whatever_their_numbers() {
         let failure = 1;
-        let runs: [&[u64]; 3] = [
+        let runs: [&[u64]; 4] = [
             &[1, 1, 4, 900],
             &[2, DENSE_MAX - 1, DENSE_MAX, DENSE_MAX + 9],
             &[],
+            &[3_000_000, 5, 70_000],
         ];
         for outcome in [None, Some(0), Some(1)] {
-            let (mut ascending, mut pairs) = (Tally::default(), Tally::default());
+            let mut entries = Tally::default();
+            let mut brute: HashMap<u64, (u64, u64)> = HashMap::new();
             for numbers in runs {
                 let codes: Vec<u64> = (0..numbers.len() as u64).map(|i| i % 3).collect();
-                ascending.add_ascending(numbers, &codes, outcome, failure);
-                let wanted: Vec<(u64, bool)> = numbers
-                    .iter()
-                    .zip(&codes)
-                    .filter(|(_, &code)| outcome.is_none_or(|o| u64::from(o) == code))
-                    .map(|(&number, &code)| (number, code == failure))
-                    .collect();
-                pairs.add_all(&wanted);
+                let zipped = numbers.iter().copied().zip(codes.iter().copied());
+                entries.add_entries(zipped, outcome, failure);
+                for (&number, &code) in numbers.iter().zip(&codes) {
+                    if outcome.is_none_or(|o| u64::from(o) == code) {
+                        let slot = brute.entry(number).or_default();
+                        slot.0 += 1;
+                        slot.1 += u64::from(code == failure);
+                    }
+                }
             }
-            assert_eq!(sorted(ascending), sorted(pairs), "{outcome:?}");
+            assert!(entries.dense.len() <= DENSE_MAX as usize);
+            let mut want: Vec<_> = brute.into_iter().map(|(n, (c, f))| (n, c, f)).collect();
+            want.sort_unstable();
+            assert_eq!(sorted(entries), want, "{outcome:?}");
         }
     }
 
@@ -398,6 +402,28 @@ mod tests {
         let mut left = whole.into_counts();
         left.sort_unstable();
         assert_eq!(left, vec![(1, 3, 1), (3, 2, 0)]);
+        // A count taken out that was not there fails, in the dense counts or the wide.
+        let whole = || Tally::from_dense(vec![[0, 0], [2, 1], [1, 0]]);
+        let parts: [(&[(u64, bool)], bool); 5] = [
+            (&[(1, true), (2, false)], true),
+            (&[(2, true)], false),
+            (&[(1, false), (1, false), (1, false)], false),
+            (&[(3, false)], false),
+            (&[(DENSE_MAX + 1, false)], false),
+        ];
+        for (taken, fits) in parts {
+            let mut part = Tally::default();
+            part.add_all(taken);
+            assert_eq!(whole().subtract(part), fits, "{taken:?}");
+        }
+        let mut wide = whole();
+        wide.add_all(&[(DENSE_MAX + 1, true), (DENSE_MAX + 1, false)]);
+        let mut part = Tally::default();
+        part.add_all(&[(DENSE_MAX + 1, true), (2, false)]);
+        assert!(wide.subtract(part));
+        let mut left = wide.into_counts();
+        left.sort_unstable();
+        assert_eq!(left, vec![(1, 2, 1), (DENSE_MAX + 1, 1, 0)]);
         let mut whole = Tally::from_dense(vec![[0, 0], [1, 0]]);
         assert!(!whole.remove(1, true), "a failure that was not counted");
         assert!(!whole.remove(7, false), "a value that was not counted");
