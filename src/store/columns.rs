@@ -23,7 +23,7 @@ use redb::{Database, ReadableTable, Table, WriteTransaction};
 
 use super::names::Names;
 use super::postings::{PostingWriter, Unposted};
-use super::read::{route_named, user_named, Snapshot};
+use super::read::{text_named, Snapshot};
 use super::records::{EventRecord, RouteRef, Text};
 use super::tables::*;
 use super::tally::Tally;
@@ -961,8 +961,7 @@ impl Snapshot {
     pub fn value_named(&self, tenant: u32, kind: u8, id: u32) -> Result<String, StoreError> {
         let values = self.txn().open_table(VALUE_NAMES)?;
         match kind {
-            KIND_USER => return user_named(&values, tenant, id),
-            KIND_ROUTE => return route_named(&values, tenant, id),
+            KIND_USER | KIND_ROUTE => return text_named(&values, tenant, kind, id),
             _ => {}
         }
         let bytes = values

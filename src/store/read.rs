@@ -35,32 +35,15 @@ pub(super) fn token_named(
     }
 }
 
-/// The user id `tenant` numbered `id` (log records name users by number).
-pub(super) fn user_named(
-    table: &impl redb::ReadableTable<(u32, u8, u32), &'static [u8]>,
-    tenant: u32,
-    id: u32,
-) -> Result<String, StoreError> {
-    text_named(table, tenant, KIND_USER, id, "user")
-}
-
-/// The route `tenant` numbered `id` (log records name routes by number since schema 7).
-pub(super) fn route_named(
-    table: &impl redb::ReadableTable<(u32, u8, u32), &'static [u8]>,
-    tenant: u32,
-    id: u32,
-) -> Result<String, StoreError> {
-    text_named(table, tenant, KIND_ROUTE, id, "route")
-}
-
-/// The text numbered `id` of `kind` (a `what`) in `tenant`, from a [`VALUE_NAMES`] table.
-fn text_named(
+/// The text numbered `id` of `kind` in `tenant`, from a [`VALUE_NAMES`] table: a user id
+/// or a route (log records name both by number; routes since schema 7).
+pub(super) fn text_named(
     table: &impl redb::ReadableTable<(u32, u8, u32), &'static [u8]>,
     tenant: u32,
     kind: u8,
     id: u32,
-    what: &str,
 ) -> Result<String, StoreError> {
+    let what = if kind == KIND_ROUTE { "route" } else { "user" };
     let bytes = table
         .get((tenant, kind, id))?
         .ok_or_else(|| StoreError::Corrupt(format!("{what} number {id} is unknown")))?;
@@ -86,11 +69,11 @@ where
     }
 
     fn user(&self, id: u32) -> Result<String, StoreError> {
-        user_named(self.values, self.tenant, id)
+        text_named(self.values, self.tenant, KIND_USER, id)
     }
 
     fn route(&self, id: u32) -> Result<String, StoreError> {
-        route_named(self.values, self.tenant, id)
+        text_named(self.values, self.tenant, KIND_ROUTE, id)
     }
 }
 

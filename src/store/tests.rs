@@ -347,7 +347,8 @@ fn drop_route_column(txn: &redb::WriteTransaction) {
             let (tenant, seq) = key.value();
             let mut record = records::EventRecord::decode(bytes.value()).expect("decodes");
             if let Some(records::RouteRef::Number(id)) = record.route {
-                let text = read::route_named(&values, tenant, id).expect("named");
+                let text =
+                    read::text_named(&values, tenant, columns::KIND_ROUTE, id).expect("named");
                 record.route = Some(records::RouteRef::Text(records::Text::Inline(text)));
                 rewritten.push(((tenant, seq), record.encode().expect("encodes")));
             }
@@ -403,13 +404,13 @@ fn downgrade_to_v3(path: &std::path::Path, v2: bool) {
             let (key, bytes) = entry.expect("entry");
             let (tenant, seq) = key.value();
             let record = EventRecord::decode(bytes.value()).expect("decodes");
-            let user_id = record
-                .user
-                .map(|id| read::user_named(&values, tenant, id).expect("named"));
+            let user_id = record.user.map(|id| {
+                read::text_named(&values, tenant, columns::KIND_USER, id).expect("named")
+            });
             let route = record.route.clone().map(|route| match route {
-                records::RouteRef::Number(id) => {
-                    records::Text::Inline(read::route_named(&values, tenant, id).expect("named"))
-                }
+                records::RouteRef::Number(id) => records::Text::Inline(
+                    read::text_named(&values, tenant, columns::KIND_ROUTE, id).expect("named"),
+                ),
                 records::RouteRef::Text(text) => text,
             });
             old_times
