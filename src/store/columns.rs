@@ -501,8 +501,9 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
         })
     }
 
-    /// Posts at most `limit` of `tenant`'s due spans (see `postings`); returns how many.
-    pub fn post_due(&mut self, tenant: u32, limit: usize) -> Result<usize, StoreError> {
+    /// Posts at most `limit` of `tenant`'s due spans (see `postings`); returns the (first,
+    /// end) seqs of those it posted.
+    pub fn post_due(&mut self, tenant: u32, limit: usize) -> Result<Vec<(u64, u64)>, StoreError> {
         let unposted = match self.state.unposted.get_mut(&tenant) {
             Some(unposted) => unposted,
             None => {

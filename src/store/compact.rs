@@ -112,6 +112,7 @@ fn copy_all(from: &ReadTransaction, to: &Database) -> Result<(), StoreError> {
                 NAMES,
                 LOG,
                 TIMES,
+                SPAN_TIMES,
                 COUNTERS,
                 TOKENS,
                 TOKEN_IDS,

@@ -31,7 +31,10 @@ use super::StoreError;
 ///    (blocks of format 2), route pieces; new records name their route by its number
 ///    (event format 4), older ones keep its text. An older store's column tables,
 ///    postings and pieces are dropped and built again from the log at open.
-pub const SCHEMA_VERSION: u64 = 7;
+/// 8. Packs the time index of posted spans (see `time_pieces`): a version 7 store's
+///    posted spans move from `times` into `span_times` at open, 16 spans per
+///    transaction. A version 7 binary would list none of the moved events.
+pub const SCHEMA_VERSION: u64 = 8;
 
 /// Events moved from a version 1 log per transaction.
 const UPGRADE_CHUNK: usize = 50_000;
@@ -68,6 +71,8 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
     // Before anything else writes, so that every tenant's due spans are posted; this
     // creates the posting tables too.
     super::postings::catch_up(db)?;
+    // Then the time index of the posted spans (schema 7 had none) is packed.
+    super::time_pieces::catch_up(db)?;
     let txn = db.begin_write()?;
     let next_seq;
     let sketch_seq;
@@ -85,6 +90,7 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
         txn.open_table(NAMES)?;
         txn.open_table(LOG)?;
         txn.open_table(TIMES)?;
+        txn.open_table(SPAN_TIMES)?;
         txn.open_table(COUNTERS)?;
         txn.open_table(TOKENS)?;
         txn.open_table(TOKEN_IDS)?;

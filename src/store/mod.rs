@@ -22,6 +22,7 @@ mod recount;
 pub mod sketches;
 pub mod tables;
 pub mod tally;
+mod time_pieces;
 mod totals;
 mod writer;
 

@@ -191,16 +191,17 @@ impl<'txn> PostingWriter<'txn> {
         Ok(Unposted { from, blocks })
     }
 
-    /// Posts at most `limit` of `tenant`'s due spans; returns how many it posted.
+    /// Posts at most `limit` of `tenant`'s due spans; returns the (first, end) seqs of
+    /// those it posted.
     pub fn post_due(
         &mut self,
         blocks: &impl ReadableTable<(u32, u64), &'static [u8]>,
         tenant: u32,
         unposted: &mut Unposted,
         limit: usize,
-    ) -> Result<usize, StoreError> {
-        let mut posted = 0;
-        while posted < limit && unposted.blocks >= SPAN_BLOCKS {
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let mut posted = Vec::new();
+        while posted.len() < limit && unposted.blocks >= SPAN_BLOCKS {
             let Some(entries) = span_entries(blocks, tenant, unposted.from)? else {
                 return Err(StoreError::Corrupt(format!(
                     "tenant {tenant} has fewer blocks to post than counted"
@@ -223,7 +224,7 @@ impl<'txn> PostingWriter<'txn> {
                 from: end,
                 blocks: unposted.blocks - SPAN_BLOCKS,
             };
-            posted += 1;
+            posted.push((first, end));
         }
         Ok(posted)
     }
@@ -264,8 +265,9 @@ pub fn catch_up(db: &redb::Database) -> Result<(), StoreError> {
                 };
                 let tenant = row?.0.value().0;
                 let mut unposted = writer.unposted(&blocks, tenant)?;
-                posted +=
-                    writer.post_due(&blocks, tenant, &mut unposted, CATCH_UP_SPANS - posted)?;
+                posted += writer
+                    .post_due(&blocks, tenant, &mut unposted, CATCH_UP_SPANS - posted)?
+                    .len();
                 next = tenant.checked_add(1);
             }
         }

@@ -23,6 +23,13 @@ use crate::model::{Event, Outcome};
 /// event than fetching each one through the time index.
 const SEQUENTIAL_SHARE: u64 = 4;
 
+/// The hours `[first, end)` that hold `[from, to)` (`to` > `from`), saturated at the
+/// largest hour.
+fn hours_of(from: u64, to: u64) -> (u32, u32) {
+    let hour = |ms: u64| u32::try_from(ms / HOUR_MS).unwrap_or(u32::MAX);
+    (hour(from), hour(to.saturating_sub(1)).saturating_add(1))
+}
+
 /// The token `tenant` numbered `id` (log records name tokens by number).
 pub(super) fn token_named(
     table: &impl redb::ReadableTable<(u32, u64), &'static str>,
@@ -286,12 +293,12 @@ impl Snapshot {
         before: Option<(u64, u64)>,
         limit: usize,
     ) -> Result<EventPage, StoreError> {
-        let times = self.txn.open_table(TIMES)?;
         let log = self.txn.open_table(LOG)?;
         let tokens = self.number_tables()?;
+        // Events come strictly before this (ts, seq), newest first.
         let upper = match before {
-            Some((ts, seq)) if ts < filter.to => time_key(tenant, ts, seq),
-            _ => time_key(tenant, filter.to, 0),
+            Some((ts, seq)) if ts < filter.to => (ts, seq),
+            _ => (filter.to, 0),
         };
         // Type, outcome and client are checked on the record's head, before decoding it.
         let want_id = |text: &Option<String>| match text {
@@ -310,11 +317,8 @@ impl Snapshot {
         // An exact user, token or address is looked up in the column blocks.
         match self.column_filter(tenant, filter)? {
             Some(Some((column, number))) => {
-                let hours = (
-                    hour_of(filter.from),
-                    hour_of(filter.to.saturating_sub(1)) + 1,
-                );
-                let seqs = self.seqs_with(tenant, column, number, hours.0, hours.1)?;
+                let (from, to) = hours_of(filter.from, filter.to);
+                let seqs = self.seqs_with(tenant, column, number, from, to)?;
                 return self.page_of(tenant, filter, seqs, before, limit);
             }
             Some(None) => {
@@ -326,27 +330,28 @@ impl Snapshot {
             None => {}
         }
         let want_outcome = filter.outcome.map(|o| o.code());
-        // The stretches of the log that can hold a match, newest first: the hours whose
-        // counters saw the wanted type/outcome/client, or the whole range.
-        let spans = match self.hours_with(tenant, want_type, want_outcome, want_client, filter)? {
-            Some(hours) => hours
-                .into_iter()
-                .rev()
-                .map(|h| {
-                    let start = (u64::from(h) * HOUR_MS).max(filter.from);
-                    let end = time_key(tenant, (u64::from(h) + 1) * HOUR_MS, 0).min(upper);
-                    (time_key(tenant, start, 0), end)
-                })
-                .filter(|(start, end)| start < end)
-                .collect(),
-            None => vec![(time_key(tenant, filter.from, 0), upper)],
-        };
         let mut events: Vec<StoredEvent> = Vec::new();
         let mut next = None;
         let mut check = RecordCheck::new(filter, &self.names, tokens.of(tenant));
-        'spans: for (start, end) in spans {
-            for entry in times.range(start..end)?.rev() {
-                let (_, _, seq) = time_key_parts(entry?.0.value());
+        // Hour by hour, newest first, over the hours whose counters saw the wanted type,
+        // outcome and client (or any event): each hour's (ts, seq) gathered from the time
+        // index and sorted.
+        let mut hour = Vec::new();
+        let hours = self.hours_with(tenant, want_type, want_outcome, want_client, filter)?;
+        'hours: for h in hours.into_iter().rev() {
+            let start = (u64::from(h) * HOUR_MS).max(filter.from);
+            let end = ((u64::from(h) + 1) * HOUR_MS)
+                .min(upper.0.saturating_add(1))
+                .min(filter.to);
+            hour.clear();
+            self.for_each_time(tenant, start, end, |ts, seq| {
+                if (ts, seq) < upper {
+                    hour.push((ts, seq));
+                }
+                Ok(())
+            })?;
+            hour.sort_unstable_by(|a, b| b.cmp(a));
+            for &(_, seq) in &hour {
                 let bytes = logged(&log, tenant, seq)?;
                 let head = RecordHead::decode(bytes.value())?;
                 if want_type.is_some_and(|t| t != head.type_id)
@@ -363,7 +368,7 @@ impl Snapshot {
                 if filter.matches(&stored.event) {
                     if let Some(last) = events.last().filter(|_| events.len() == limit) {
                         next = Some((last.event.ts, last.seq));
-                        break 'spans;
+                        break 'hours;
                     }
                     events.push(stored);
                 }
@@ -373,7 +378,7 @@ impl Snapshot {
     }
 
     /// The hours of `[filter.from, filter.to)`, ascending, in which `tenant`'s counters saw
-    /// an event of the wanted type, outcome and client; `None` when no such filter is set.
+    /// an event of the wanted type, outcome and client (any event when none is set).
     fn hours_with(
         &self,
         tenant: u32,
@@ -381,14 +386,8 @@ impl Snapshot {
         outcome: Option<u8>,
         client: Option<u32>,
         filter: &EventFilter,
-    ) -> Result<Option<Vec<u32>>, StoreError> {
-        if event_type.is_none() && outcome.is_none() && client.is_none() {
-            return Ok(None);
-        }
-        let (from, to) = (
-            hour_of(filter.from),
-            hour_of(filter.to.saturating_sub(1)) + 1,
-        );
+    ) -> Result<Vec<u32>, StoreError> {
+        let (from, to) = hours_of(filter.from, filter.to);
         let (dim, value) = match client {
             Some(c) => (Dim::Client, Some(c)),
             None => (Dim::Type, Some(0)),
@@ -405,7 +404,7 @@ impl Snapshot {
             .collect();
         hours.sort_unstable();
         hours.dedup();
-        Ok(Some(hours))
+        Ok(hours)
     }
 
     /// Calls `visit` for every event of client `client` of `tenant` in `[from, to)`, in
@@ -487,7 +486,7 @@ impl Snapshot {
         mut visit: impl FnMut(StoredEvent) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let (log, tokens) = (self.txn.open_table(LOG)?, self.number_tables()?);
-        let hours = (hour_of(from), hour_of(to.saturating_sub(1)) + 1);
+        let hours = hours_of(from, to);
         for (_, seq) in self.seqs_with(tenant, column, number, hours.0, hours.1)? {
             let stored =
                 self.decode_event(&tokens, tenant, seq, logged(&log, tenant, seq)?.value())?;
@@ -600,11 +599,9 @@ impl Snapshot {
                 consider(key.value().1, bytes.value())?;
             }
         } else {
-            let times = self.txn.open_table(TIMES)?;
-            for entry in times.range(time_key(tenant, from, 0)..time_key(tenant, to, 0))? {
-                let (_, _, seq) = time_key_parts(entry?.0.value());
-                consider(seq, logged(&log, tenant, seq)?.value())?;
-            }
+            self.for_each_time(tenant, from, to, |_, seq| {
+                consider(seq, logged(&log, tenant, seq)?.value())
+            })?;
         }
         Ok(())
     }

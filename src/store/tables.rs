@@ -33,9 +33,16 @@ pub const NAMES: TableDefinition<u32, &str> = TableDefinition::new("names");
 /// and pages fill completely, whatever order the events' own times arrive in.
 /// (Schema 3 and earlier named it `log`, with records of an older format.)
 pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("event_log");
-/// The log in time order: [`time_key`]s of (tenant, ts ms, seq), no value. Time ranges,
-/// listings and cursors walk it and fetch each record from [`LOG`].
+/// The log in time order, for the events of no packed span: [`time_key`]s of (tenant, ts
+/// ms, seq), no value. Time ranges, listings and cursors read it with [`SPAN_TIMES`] and
+/// fetch each record from [`LOG`].
 pub const TIMES: TableDefinition<u128, ()> = TableDefinition::new("times");
+/// The time index of packed spans (see `time_pieces`): (tenant, span's first seq, first
+/// ts, first seq) → a piece of the span's (ts, seq), in that order.
+pub const SPAN_TIMES: TableDefinition<SpanTimeKey, &[u8]> = TableDefinition::new("span_times");
+
+/// (tenant, span's first seq, the piece's first ts, the piece's first seq).
+pub type SpanTimeKey = (u32, u64, u64, u64);
 
 /// Bits of a [`time_key`] that hold the seq; the time sits above them, the tenant above it.
 const TIME_SEQ_BITS: u32 = 52;

@@ -26,6 +26,7 @@ use super::names::{self, PendingNames, SharedNames};
 use super::records::{EventRecord, RouteRef, TokenRecord};
 use super::sketches::{self, Deltas, SharedBook};
 use super::tables::*;
+use super::time_pieces::pack_span;
 use super::totals::Totals;
 use super::{IngestIds, StoreError, WriterConfig};
 use crate::model::time::DAY_MS;
@@ -346,8 +347,11 @@ impl WriterState {
                 all_ids.push(ids);
             }
             // At most one span per group: its chunks cost about what a big group's events do.
+            // Its events' time index entries move into its time pieces.
             for job in group.iter() {
-                if columns.post_due(job.tenant, 1)? > 0 {
+                if let Some(&(first, end)) = columns.post_due(job.tenant, 1)?.first() {
+                    let mut pieces = txn.open_table(SPAN_TIMES)?;
+                    pack_span(&log, &mut times, &mut pieces, job.tenant, first, end)?;
                     break;
                 }
             }
