@@ -338,13 +338,14 @@ impl Snapshot {
         // index and sorted.
         let mut hour = Vec::new();
         let hours = self.hours_with(tenant, want_type, want_outcome, want_client, filter)?;
+        let times = self.time_reader(tenant)?;
         'hours: for h in hours.into_iter().rev() {
             let start = (u64::from(h) * HOUR_MS).max(filter.from);
             let end = ((u64::from(h) + 1) * HOUR_MS)
                 .min(upper.0.saturating_add(1))
                 .min(filter.to);
             hour.clear();
-            self.for_each_time(tenant, start, end, |ts, seq| {
+            times.for_each(start, end, |ts, seq| {
                 if (ts, seq) < upper {
                     hour.push((ts, seq));
                 }
@@ -599,7 +600,7 @@ impl Snapshot {
                 consider(key.value().1, bytes.value())?;
             }
         } else {
-            self.for_each_time(tenant, from, to, |_, seq| {
+            self.time_reader(tenant)?.for_each(from, to, |_, seq| {
                 consider(seq, logged(&log, tenant, seq)?.value())
             })?;
         }

@@ -10,7 +10,7 @@
 //! (about 4 bytes per event where [`TIMES`] took 23 of pages).
 //!
 //! Every logged event is in exactly one of the two: a span is packed whole, in one
-//! transaction. Readers take the union ([`Snapshot::for_each_time`]); a posted span not
+//! transaction. Readers take the union ([`TimeReader::for_each`]); a posted span not
 //! packed yet (a store written before pieces existed) keeps its events in [`TIMES`] until
 //! [`catch_up`] packs it at open.
 
@@ -180,13 +180,22 @@ pub fn catch_up(db: &redb::Database) -> Result<(), StoreError> {
     }
 }
 
-impl Snapshot {
-    /// Calls `visit` with the (ts, seq) of every event of `tenant` whose ts is in `[from,
-    /// to)`, from the pieces (span by span, each in time order) and then [`TIMES`] (in
-    /// time order): in no overall order.
-    pub(super) fn for_each_time(
+/// One tenant's time index in a read transaction: its packed spans' pieces and
+/// [`TIMES`].
+pub(super) struct TimeReader {
+    tenant: u32,
+    /// The first seq of each posted span (packed or not).
+    spans: Vec<u64>,
+    pieces: redb::ReadOnlyTable<SpanTimeKey, &'static [u8]>,
+    times: redb::ReadOnlyTable<u128, ()>,
+}
+
+impl TimeReader {
+    /// Calls `visit` with the (ts, seq) of every event of the tenant whose ts is in
+    /// `[from, to)`, from the pieces (span by span, each in time order) and then
+    /// [`TIMES`] (in time order): in no overall order.
+    pub(super) fn for_each(
         &self,
-        tenant: u32,
         from: u64,
         to: u64,
         mut visit: impl FnMut(u64, u64) -> Result<(), StoreError>,
@@ -194,7 +203,7 @@ impl Snapshot {
         if from >= to {
             return Ok(());
         }
-        let pieces = self.txn().open_table(SPAN_TIMES)?;
+        let tenant = self.tenant;
         let (mut gaps, mut seqs) = (Vec::new(), Vec::new());
         let mut in_range = |ts: u64, seq: u64| {
             if (from..to).contains(&ts) {
@@ -202,36 +211,41 @@ impl Snapshot {
             }
             Ok(())
         };
-        // Each span found by a seek past the one before.
-        let mut next = Some(0);
-        while let Some(after) = next {
-            let Some(row) = pieces
-                .range((tenant, after, 0, 0)..=(tenant, u64::MAX, u64::MAX, u64::MAX))?
-                .next()
-            else {
-                break;
-            };
-            let first = row?.0.value().1;
+        for &first in &self.spans {
             // The pieces starting before `to`, newest first, down to the first one that
             // starts before `from` (the ones before it end before `from`).
-            for piece in pieces
-                .range((tenant, first, 0, 0)..(tenant, first, to, 0))?
-                .rev()
-            {
+            let starting_before_to = (tenant, first, 0, 0)..(tenant, first, to, 0);
+            for piece in self.pieces.range(starting_before_to)?.rev() {
                 let (key, bytes) = piece?;
                 decode_piece(first, bytes.value(), &mut gaps, &mut seqs, &mut in_range)?;
                 if key.value().2 < from {
                     break;
                 }
             }
-            next = first.checked_add(1);
         }
-        let times = self.txn().open_table(TIMES)?;
-        for entry in times.range(time_key(tenant, from, 0)..time_key(tenant, to, 0))? {
+        let keys = time_key(tenant, from, 0)..time_key(tenant, to, 0);
+        for entry in self.times.range(keys)? {
             let (_, ts, seq) = time_key_parts(entry?.0.value());
             in_range(ts, seq)?;
         }
         Ok(())
+    }
+}
+
+impl Snapshot {
+    /// `tenant`'s time index.
+    pub(super) fn time_reader(&self, tenant: u32) -> Result<TimeReader, StoreError> {
+        let posted = self.txn().open_table(POSTING_SPANS)?;
+        let spans = posted
+            .range((tenant, 0)..=(tenant, u64::MAX))?
+            .map(|span| Ok(span?.0.value().1))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(TimeReader {
+            tenant,
+            spans,
+            pieces: self.txn().open_table(SPAN_TIMES)?,
+            times: self.txn().open_table(TIMES)?,
+        })
     }
 
     /// Time pieces that differ from what the log gives for their span, and pieces of no
