@@ -334,25 +334,17 @@ impl Snapshot {
         let mut next = None;
         let mut check = RecordCheck::new(filter, &self.names, tokens.of(tenant));
         // Hour by hour, newest first, over the hours whose counters saw the wanted type,
-        // outcome and client (or any event): each hour's (ts, seq) gathered from the time
-        // index and sorted.
-        let mut hour = Vec::new();
+        // outcome and client (or any event); within each, the time index newest first.
         let hours = self.hours_with(tenant, want_type, want_outcome, want_client, filter)?;
         let times = self.time_reader(tenant)?;
         'hours: for h in hours.into_iter().rev() {
             let start = (u64::from(h) * HOUR_MS).max(filter.from);
-            let end = ((u64::from(h) + 1) * HOUR_MS)
-                .min(upper.0.saturating_add(1))
-                .min(filter.to);
-            hour.clear();
-            times.for_each(start, end, |ts, seq| {
-                if (ts, seq) < upper {
-                    hour.push((ts, seq));
-                }
-                Ok(())
-            })?;
-            hour.sort_unstable_by(|a, b| b.cmp(a));
-            for &(_, seq) in &hour {
+            let end = ((u64::from(h) + 1) * HOUR_MS).min(filter.to);
+            if start >= end || start > upper.0 {
+                continue;
+            }
+            let mut hour = times.newest_first(start, upper.min((end, 0)))?;
+            while let Some((_, seq)) = hour.next()? {
                 let bytes = logged(&log, tenant, seq)?;
                 let head = RecordHead::decode(bytes.value())?;
                 if want_type.is_some_and(|t| t != head.type_id)

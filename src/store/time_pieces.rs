@@ -14,6 +14,8 @@
 //! packed yet (a store written before pieces existed) keeps its events in [`TIMES`] until
 //! [`catch_up`] packs it at open.
 
+use std::collections::BinaryHeap;
+
 use redb::{ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use super::bitpack::{BitReader, BitWriter};
@@ -229,6 +231,123 @@ impl TimeReader {
             in_range(ts, seq)?;
         }
         Ok(())
+    }
+}
+
+impl TimeReader {
+    /// The tenant's (ts, seq) with ts at least `from` and strictly before `below`, newest
+    /// first: each packed span's pieces and [`TIMES`] walked backwards and merged, so that
+    /// a listing decodes about one piece per span before its first event.
+    pub(super) fn newest_first(
+        &self,
+        from: u64,
+        below: (u64, u64),
+    ) -> Result<NewestFirst, StoreError> {
+        let tenant = self.tenant;
+        let mut walks = Vec::with_capacity(self.spans.len());
+        for &first in &self.spans {
+            let pieces = (tenant, first, 0, 0)..(tenant, first, below.0, below.1);
+            walks.push(SpanWalk {
+                first,
+                pieces: self.pieces.range(pieces)?,
+                decoded: Vec::new(),
+                done: false,
+            });
+        }
+        let keys = time_key(tenant, from, 0)..time_key(tenant, below.0, below.1);
+        let mut merged = NewestFirst {
+            from,
+            below,
+            walks,
+            times: self.times.range(keys)?,
+            heads: BinaryHeap::new(),
+            gaps: Vec::new(),
+            seqs: Vec::new(),
+        };
+        for source in 0..=merged.walks.len() {
+            merged.advance(source)?;
+        }
+        Ok(merged)
+    }
+}
+
+/// A newest-first walk over one tenant's time index (see [`TimeReader::newest_first`]).
+pub(super) struct NewestFirst {
+    from: u64,
+    below: (u64, u64),
+    walks: Vec<SpanWalk>,
+    times: redb::Range<'static, u128, ()>,
+    /// The newest entry not yet taken of each source that has one: (entry, source), the
+    /// source `walks.len()` being [`TIMES`].
+    heads: BinaryHeap<((u64, u64), usize)>,
+    gaps: Vec<u64>,
+    seqs: Vec<u64>,
+}
+
+/// One packed span's pieces, walked backwards.
+struct SpanWalk {
+    first: u64,
+    pieces: redb::Range<'static, SpanTimeKey, &'static [u8]>,
+    /// The entries of the pieces decoded and not taken yet, oldest first.
+    decoded: Vec<(u64, u64)>,
+    /// Set once a piece starting before `from` has been decoded.
+    done: bool,
+}
+
+impl NewestFirst {
+    /// The next (ts, seq), newest first.
+    pub(super) fn next(&mut self) -> Result<Option<(u64, u64)>, StoreError> {
+        let Some((entry, source)) = self.heads.pop() else {
+            return Ok(None);
+        };
+        self.advance(source)?;
+        Ok(Some(entry))
+    }
+
+    /// Puts the next entry of `source` in the heads, if it has one.
+    fn advance(&mut self, source: usize) -> Result<(), StoreError> {
+        let Some(walk) = self.walks.get_mut(source) else {
+            if let Some(key) = self.times.next_back() {
+                let (_, ts, seq) = time_key_parts(key?.0.value());
+                self.heads.push(((ts, seq), source));
+            }
+            return Ok(());
+        };
+        loop {
+            if let Some(entry) = walk.decoded.pop() {
+                if entry.0 < self.from {
+                    walk.decoded.clear();
+                    walk.done = true;
+                    return Ok(());
+                }
+                if entry < self.below {
+                    self.heads.push((entry, source));
+                    return Ok(());
+                }
+                continue;
+            }
+            if walk.done {
+                return Ok(());
+            }
+            let Some(piece) = walk.pieces.next_back() else {
+                walk.done = true;
+                return Ok(());
+            };
+            let (key, bytes) = piece?;
+            // The pieces before one that starts before `from` end before `from`.
+            walk.done = key.value().2 < self.from;
+            let decoded = &mut walk.decoded;
+            decode_piece(
+                walk.first,
+                bytes.value(),
+                &mut self.gaps,
+                &mut self.seqs,
+                |ts, seq| {
+                    decoded.push((ts, seq));
+                    Ok(())
+                },
+            )?;
+        }
     }
 }
 
