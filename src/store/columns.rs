@@ -18,6 +18,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::ops::Bound;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
@@ -451,6 +452,9 @@ impl<'a> BlockView<'a> {
     }
 }
 
+/// A [`VALUE_NAMES`] key: (tenant, kind, number).
+type ValueKey = (u32, u8, u32);
+
 /// Values of one (tenant, kind) and their numbers.
 type Numbers = HashMap<Box<[u8]>, u32>;
 
@@ -484,6 +488,9 @@ pub struct ColumnWriter<'txn, 's> {
     blocks: Table<'txn, (u32, u64), &'static [u8]>,
     postings: PostingWriter<'txn>,
     state: &'s mut ColumnState,
+    /// Values numbered in this transaction, not yet in [`VALUE_NAMES`]: (key, value), in
+    /// the order numbered (see [`ColumnWriter::finish`]).
+    fresh: Vec<(ValueKey, Box<[u8]>)>,
 }
 
 impl<'txn, 's> ColumnWriter<'txn, 's> {
@@ -498,7 +505,37 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
             blocks: txn.open_table(COLUMN_BLOCKS)?,
             postings: PostingWriter::open(txn)?,
             state,
+            fresh: Vec::new(),
         })
+    }
+
+    /// Writes the values numbered in this transaction into [`VALUE_NAMES`]; must be called
+    /// before the transaction commits. Each (tenant, kind) gets its new numbers as one run
+    /// at the end of its range, through a cursor: redb packs a run into full leaves,
+    /// where inserting the numbers one by one in the middle of the table (the users' and
+    /// IPs' ranges lie before the routes') splits each full leaf in half and leaves the
+    /// first half behind.
+    pub fn finish(mut self) -> Result<(), StoreError> {
+        let mut fresh = std::mem::take(&mut self.fresh);
+        fresh.sort_unstable_by_key(|(key, _)| *key);
+        for run in fresh.chunk_by(|a, b| (a.0 .0, a.0 .1) == (b.0 .0, b.0 .1)) {
+            let (tenant, kind, _) = run[0].0;
+            let mut cursor =
+                self.values
+                    .upper_bound_mut(Bound::Included((tenant, kind, u32::MAX)))?;
+            for (key, value) in run {
+                cursor
+                    .insert_before(key, value.as_ref())
+                    .map_err(|e| match e {
+                        redb::CursorError::UnorderedKey => {
+                            StoreError::Corrupt(format!("value number {key:?} is taken"))
+                        }
+                        other => StoreError::from(redb::Error::from(other)),
+                    })?;
+            }
+            cursor.close()?;
+        }
+        Ok(())
     }
 
     /// Posts at most `limit` of `tenant`'s due spans (see `postings`); returns the (first,
@@ -547,7 +584,7 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
                     }
                 };
                 self.ids.insert((tenant, kind, value), next)?;
-                self.values.insert((tenant, kind, next), value)?;
+                self.fresh.push(((tenant, kind, next), value.into()));
                 self.state.next_ids.insert((tenant, kind), next + 1);
                 next
             }
@@ -645,6 +682,7 @@ pub fn fold_log(
     for tenant in tenants {
         columns.post_due(tenant, usize::MAX)?;
     }
+    columns.finish()?;
     Ok(stopped_at)
 }
 

@@ -367,6 +367,7 @@ pub(super) mod v1 {
             log.insert((tenant, seq), record.encode()?.as_slice())?;
             times.insert(time_key(tenant, ts, seq), ())?;
         }
+        columns.finish()?;
         for (id, text) in pending.added() {
             names_table.insert(id, text)?;
         }
@@ -540,6 +541,7 @@ pub(super) mod v3 {
             log.insert((*tenant, *seq), record.encode()?.as_slice())?;
             times.insert(time_key(*tenant, record.ts, *seq), ())?;
         }
+        columns.finish()?;
         Ok((rows.len() as u64, done))
     }
 }

@@ -355,7 +355,7 @@ impl WriterState {
                     break;
                 }
             }
-            drop(columns);
+            columns.finish()?;
             let mut ends = txn.open_table(TOKEN_ENDS)?;
             let mut lifetimes = LifetimeDeltas::default();
             for (key, stored) in &tokens {
