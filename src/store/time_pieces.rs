@@ -244,6 +244,8 @@ impl TimeReader {
         below: (u64, u64),
     ) -> Result<NewestFirst, StoreError> {
         let tenant = self.tenant;
+        // No range ends before it starts.
+        let below = below.max((from, 0));
         let mut walks = Vec::with_capacity(self.spans.len());
         for &first in &self.spans {
             let pieces = (tenant, first, 0, 0)..(tenant, first, below.0, below.1);
