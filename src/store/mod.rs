@@ -57,7 +57,11 @@ pub const CACHE_BYTES: usize = 128 * 1024 * 1024;
 pub struct WriterConfig {
     /// Requests that may wait in the queue.
     pub queue_capacity: usize,
-    /// Most events applied in one transaction.
+    /// Most events applied in one transaction. Each group commit copies every leaf its
+    /// events touch in the tables keyed at random (token states, value ids, token ends),
+    /// and the copies' old pages stay in the file as free space: 5,000 rather than 20,000
+    /// keeps about 4 B per stored event off the disk (measured at 10 M events), for a
+    /// bulk load about a fifth slower.
     pub max_group_events: usize,
     /// How long a request waits for room in a full queue before it gets 503.
     pub enqueue_wait: Duration,
@@ -67,7 +71,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
             queue_capacity: 4096,
-            max_group_events: 20_000,
+            max_group_events: 5_000,
             enqueue_wait: Duration::from_millis(500),
         }
     }
