@@ -48,6 +48,15 @@ impl BitWriter {
         }
     }
 
+    /// A writer that starts with the header every encoded piece and chunk has: its
+    /// format (8 bits), then how many entries (or runs) it holds (a number).
+    pub fn framed(format: u8, count: usize) -> BitWriter {
+        let mut out = BitWriter::default();
+        out.put(u64::from(format), 8);
+        out.number(count as u64);
+        out
+    }
+
     /// Appends `value` with its width.
     pub fn number(&mut self, value: u64) {
         let bits = width(value);
@@ -82,6 +91,25 @@ pub struct BitReader<'a> {
 impl<'a> BitReader<'a> {
     pub fn new(data: &'a [u8]) -> BitReader<'a> {
         BitReader { data, bits: 0 }
+    }
+
+    /// A reader of `data` past the header [`BitWriter::framed`] wrote, with the count it
+    /// holds; a format other than `format` or a count outside `1..=max` is `corrupt`.
+    pub fn framed(
+        data: &'a [u8],
+        format: u8,
+        max: usize,
+        corrupt: fn(&str) -> StoreError,
+    ) -> Result<(BitReader<'a>, usize), StoreError> {
+        let mut reader = BitReader::new(data);
+        if reader.get(8)? != u64::from(format) {
+            return Err(corrupt("unknown format"));
+        }
+        let count = usize::try_from(reader.number()?)
+            .ok()
+            .filter(|count| (1..=max).contains(count))
+            .ok_or_else(|| corrupt("count"))?;
+        Ok((reader, count))
     }
 
     /// The next `bits` bits (at most 64).

@@ -82,9 +82,7 @@ fn encode_piece(entries: &[(u32, u64, u8)]) -> Vec<u8> {
         }
         previous = Some(number);
     }
-    let mut out = BitWriter::default();
-    out.put(u64::from(PIECE_FORMAT), 8);
-    out.number(runs.len() as u64);
+    let mut out = BitWriter::framed(PIECE_FORMAT, runs.len());
     out.column(runs.iter().map(|r| u64::from(r.0)));
     out.column(runs.iter().map(|r| r.1));
     out.column(runs.iter().map(|r| r.2));
@@ -112,14 +110,7 @@ fn count_piece(
     tally: &mut Tally,
     s: &mut Scratch,
 ) -> Result<(), StoreError> {
-    let mut piece = BitReader::new(bytes);
-    if piece.get(8)? != u64::from(PIECE_FORMAT) {
-        return Err(corrupt("unknown format"));
-    }
-    let runs = usize::try_from(piece.number()?).map_err(|_| corrupt("runs"))?;
-    if runs == 0 || runs > SPAN_BLOCKS * BLOCK {
-        return Err(corrupt("runs"));
-    }
+    let (mut piece, runs) = BitReader::framed(bytes, PIECE_FORMAT, SPAN_BLOCKS * BLOCK, corrupt)?;
     piece.column(runs, &mut s.hours)?;
     piece.column(runs, &mut s.lengths)?;
     let taken = |hour: &u64| u32::try_from(*hour).is_ok_and(|hour| hours.takes(hour));

@@ -51,9 +51,7 @@ fn corrupt(what: &str) -> StoreError {
 /// Encodes entries of one partition of `column` (ascending seq, at least one) of the span
 /// that starts at seq `span_first`.
 fn encode_chunk(column: Column, partitions: u16, span_first: u64, entries: &[&Entry]) -> Vec<u8> {
-    let mut out = BitWriter::default();
-    out.put(u64::from(CHUNK_FORMAT), 8);
-    out.number(entries.len() as u64);
+    let mut out = BitWriter::framed(CHUNK_FORMAT, entries.len());
     let first = entries.first().map_or(span_first, |e| e.seq);
     out.number(first - span_first);
     // The first gap repeats the second, as in a block, so a constant column stays constant.
@@ -76,14 +74,7 @@ fn find_in_chunk(
     hours: &Range<u32>,
     found: &mut Vec<(u32, u64)>,
 ) -> Result<(), StoreError> {
-    let mut chunk = BitReader::new(bytes);
-    if chunk.get(8)? != u64::from(CHUNK_FORMAT) {
-        return Err(corrupt("unknown format"));
-    }
-    let len = usize::try_from(chunk.number()?).map_err(|_| corrupt("length"))?;
-    if len == 0 || len > SPAN_BLOCKS * BLOCK {
-        return Err(corrupt("length"));
-    }
+    let (mut chunk, len) = BitReader::framed(bytes, CHUNK_FORMAT, SPAN_BLOCKS * BLOCK, corrupt)?;
     let first = span_first
         .checked_add(chunk.number()?)
         .ok_or_else(|| corrupt("seq"))?;

@@ -70,9 +70,7 @@ fn pieces_of(first: u64, times: &[(u64, u64)]) -> Vec<((u64, u64), Vec<u8>)> {
 
 /// Encodes entries (ts, seq), sorted, at least one, of a span starting at seq `first`.
 fn encode_piece(first: u64, entries: &[(u64, u64)]) -> Vec<u8> {
-    let mut out = BitWriter::default();
-    out.put(u64::from(PIECE_FORMAT), 8);
-    out.number(entries.len() as u64);
+    let mut out = BitWriter::framed(PIECE_FORMAT, entries.len());
     out.number(entries[0].0);
     let gaps = entries
         .iter()
@@ -96,14 +94,7 @@ fn decode_piece(
     seqs: &mut Vec<u64>,
     mut visit: impl FnMut(u64, u64) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let mut piece = BitReader::new(bytes);
-    if piece.get(8)? != u64::from(PIECE_FORMAT) {
-        return Err(corrupt("unknown format"));
-    }
-    let len = usize::try_from(piece.number()?).map_err(|_| corrupt("length"))?;
-    if len == 0 || len > SPAN_BLOCKS * BLOCK {
-        return Err(corrupt("length"));
-    }
+    let (mut piece, len) = BitReader::framed(bytes, PIECE_FORMAT, SPAN_BLOCKS * BLOCK, corrupt)?;
     let mut ts = piece.number()?;
     piece.column(len, gaps)?;
     piece.column(len, seqs)?;
