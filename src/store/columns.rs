@@ -918,8 +918,9 @@ impl Snapshot {
     ) -> Result<Tally, StoreError> {
         let failure = Outcome::Failure.code();
         let unposted = self.posted_end(tenant)?;
+        let numbers = self.numbers_of(tenant, column)?;
         let count = |firsts: std::ops::RangeInclusive<u64>| {
-            let mut tally = Tally::default();
+            let mut tally = Tally::for_numbers(numbers);
             self.count_posted(tenant, firsts.clone(), column, hours, outcome, &mut tally)?;
             let blocks = unposted.max(*firsts.start())..=*firsts.end();
             if !blocks.is_empty() {
@@ -938,6 +939,28 @@ impl Snapshot {
             }
         })?;
         Ok(tally)
+    }
+
+    /// One past the highest number of `column`'s values in `tenant` (numbers are given
+    /// in order from 1): how many dense counts a tally of the column needs.
+    fn numbers_of(&self, tenant: u32, column: Column) -> Result<u64, StoreError> {
+        let kind = match column {
+            Column::User => KIND_USER,
+            Column::Ip => KIND_IP,
+            Column::Route => KIND_ROUTE,
+            Column::Token => {
+                let ids = self.txn().open_table(TOKEN_IDS)?;
+                let last = ids.range((tenant, 0)..=(tenant, u64::MAX))?.next_back();
+                let last = last.transpose()?.map(|(key, _)| key.value().1);
+                return Ok(last.map_or(0, |last| last.saturating_add(1)));
+            }
+        };
+        let names = self.txn().open_table(VALUE_NAMES)?;
+        let last = names
+            .range((tenant, kind, 0)..=(tenant, kind, u32::MAX))?
+            .next_back();
+        let last = last.transpose()?.map(|(key, _)| u64::from(key.value().2));
+        Ok(last.map_or(0, |last| last + 1))
     }
 
     /// `work` over all of `tenant`'s blocks, given as a range of their first seqs: for a

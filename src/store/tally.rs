@@ -4,7 +4,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-/// Events and failures per value number: dense below [`DENSE_MAX`], in a map above.
+/// Events and failures per value number: dense below [`DENSE_MAX`], in a map above. The
+/// dense counts are never longer than [`DENSE_MAX`].
 ///
 /// The dense counts are `u32`, half the memory traffic of `u64`; so that they can never
 /// overflow, they are moved into the wide counts before 2³² events have been added.
@@ -18,6 +19,15 @@ pub struct Tally {
 pub(super) const DENSE_MAX: u64 = 1 << 24;
 
 impl Tally {
+    /// An empty tally with dense counts for the numbers below `numbers` (at most
+    /// [`DENSE_MAX`]): counting numbers known in advance then never grows them.
+    pub(super) fn for_numbers(numbers: u64) -> Tally {
+        Tally {
+            dense: vec![[0, 0]; numbers.min(DENSE_MAX) as usize], // at most 2²⁴
+            ..Tally::default()
+        }
+    }
+
     pub(super) fn add(&mut self, id: u64, failure: bool) {
         self.add_all(&[(id, failure)]);
     }
@@ -61,9 +71,11 @@ impl Tally {
     /// Counts one event of `number`, a failure when `failure` is 1.
     #[inline]
     fn count(&mut self, number: u64, failure: u32) {
-        // Numbers from DENSE_MAX up are always wide, however long the dense counts.
-        let dense = usize::try_from(number).ok().filter(|_| number < DENSE_MAX);
-        match dense.and_then(|i| self.dense.get_mut(i)) {
+        // The dense counts never reach past DENSE_MAX (see `count_outside`).
+        match usize::try_from(number)
+            .ok()
+            .and_then(|i| self.dense.get_mut(i))
+        {
             Some(slot) => {
                 slot[0] += 1;
                 slot[1] += failure;
@@ -370,8 +382,11 @@ mod tests {
             &[],
             &[3_000_000, 5, 70_000],
         ];
-        for outcome in [None, Some(0), Some(1)] {
-            let mut entries = Tally::default();
+        // Dense counts grown as numbers come, or made in advance for fewer or more numbers
+        // than come.
+        let tallies = [None, Some(5), Some(1_000)];
+        for (outcome, numbers) in [None, Some(0), Some(1)].into_iter().zip(tallies) {
+            let mut entries = numbers.map_or_else(Tally::default, Tally::for_numbers);
             let mut brute: HashMap<u64, (u64, u64)> = HashMap::new();
             for numbers in runs {
                 let codes: Vec<u64> = (0..numbers.len() as u64).map(|i| i % 3).collect();
