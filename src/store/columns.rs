@@ -574,14 +574,7 @@ impl<'txn, 's> ColumnWriter<'txn, 's> {
             None => {
                 let next = match self.state.next_ids.get(&(tenant, kind)) {
                     Some(next) => *next,
-                    None => {
-                        let last = self
-                            .values
-                            .range((tenant, kind, 0)..=(tenant, kind, u32::MAX))?
-                            .next_back()
-                            .transpose()?;
-                        last.map_or(1, |(key, _)| key.value().2 + 1)
-                    }
+                    None => next_value_number(&self.values, tenant, kind)?,
                 };
                 self.ids.insert((tenant, kind, value), next)?;
                 self.fresh.push(((tenant, kind, next), value.into()));
@@ -684,6 +677,20 @@ pub fn fold_log(
     }
     columns.finish()?;
     Ok(stopped_at)
+}
+
+/// The number the next new value of `kind` in `tenant` gets: one past the highest in
+/// `values` (a [`VALUE_NAMES`] table), 1 for the first.
+fn next_value_number(
+    values: &impl ReadableTable<(u32, u8, u32), &'static [u8]>,
+    tenant: u32,
+    kind: u8,
+) -> Result<u32, StoreError> {
+    let last = values
+        .range((tenant, kind, 0)..=(tenant, kind, u32::MAX))?
+        .next_back()
+        .transpose()?;
+    Ok(last.map_or(1, |(key, _)| key.value().2 + 1))
 }
 
 /// Drops the column tables of a store whose entries lack a column (its tail, blocks,
@@ -941,8 +948,8 @@ impl Snapshot {
         Ok(tally)
     }
 
-    /// One past the highest number of `column`'s values in `tenant` (numbers are given
-    /// in order from 1): how many dense counts a tally of the column needs.
+    /// One past the highest number of `column`'s values in `tenant`: how many dense counts
+    /// a tally of the column needs.
     fn numbers_of(&self, tenant: u32, column: Column) -> Result<u64, StoreError> {
         let kind = match column {
             Column::User => KIND_USER,
@@ -956,11 +963,7 @@ impl Snapshot {
             }
         };
         let names = self.txn().open_table(VALUE_NAMES)?;
-        let last = names
-            .range((tenant, kind, 0)..=(tenant, kind, u32::MAX))?
-            .next_back();
-        let last = last.transpose()?.map(|(key, _)| u64::from(key.value().2));
-        Ok(last.map_or(0, |last| last + 1))
+        Ok(u64::from(next_value_number(&names, tenant, kind)?))
     }
 
     /// `work` over all of `tenant`'s blocks, given as a range of their first seqs: for a
