@@ -34,7 +34,11 @@ use super::StoreError;
 /// 8. Packs the time index of posted spans (see `time_pieces`): a version 7 store's
 ///    posted spans move from `times` into `span_times` at open, 16 spans per
 ///    transaction. A version 7 binary would list none of the moved events.
-pub const SCHEMA_VERSION: u64 = 8;
+/// 9. Time pieces (format 2) hold each event's type, outcome and client, so that a
+///    listing filtered by them fetches only the matching events from the log: a version
+///    8 store's pieces are packed again from the log at open, 16 spans per transaction.
+///    A version 8 binary would take the new pieces for corruption.
+pub const SCHEMA_VERSION: u64 = 9;
 
 /// Events moved from a version 1 log per transaction.
 const UPGRADE_CHUNK: usize = 50_000;
@@ -71,7 +75,8 @@ pub fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
     // Before anything else writes, so that every tenant's due spans are posted; this
     // creates the posting tables too.
     super::postings::catch_up(db)?;
-    // Then the time index of the posted spans (schema 7 had none) is packed.
+    // Then the time index of the posted spans (schema 7 had none) is packed (again, for
+    // schema 8's pieces without heads).
     super::time_pieces::catch_up(db)?;
     let txn = db.begin_write()?;
     let next_seq;

@@ -23,6 +23,15 @@ use crate::model::{Event, Outcome};
 /// event than fetching each one through the time index.
 const SEQUENTIAL_SHARE: u64 = 4;
 
+/// A listing filtered by type, outcome or client gathers an hour's candidates and sorts
+/// them when the hour's counters saw at most this many matching events; in an hour with
+/// more, it merges the time index newest first and stops when its page is full.
+#[cfg(not(test))]
+const GATHERED_MAX: u64 = 4_096;
+/// Low, so that tests list hours both ways.
+#[cfg(test)]
+const GATHERED_MAX: u64 = 16;
+
 /// The hours `[first, end)` that hold `[from, to)` (`to` > `from`), saturated at the
 /// largest hour.
 fn hours_of(from: u64, to: u64) -> (u32, u32) {
@@ -330,40 +339,77 @@ impl Snapshot {
             None => {}
         }
         let want_outcome = filter.outcome.map(|o| o.code());
+        let wanted = |type_id: u32, outcome: u8, client: Option<u32>| {
+            want_type.is_none_or(|t| t == type_id)
+                && want_outcome.is_none_or(|o| o == outcome)
+                && want_client.is_none_or(|c| Some(c) == client)
+        };
         let mut events: Vec<StoredEvent> = Vec::new();
         let mut next = None;
         let mut check = RecordCheck::new(filter, &self.names, tokens.of(tenant));
+        // Fetches and checks the event `seq`; true once the page is full.
+        let mut take = |seq: u64| -> Result<bool, StoreError> {
+            let bytes = logged(&log, tenant, seq)?;
+            let head = RecordHead::decode(bytes.value())?;
+            if !wanted(head.type_id, head.outcome, head.client) {
+                return Ok(false);
+            }
+            let record = EventRecord::decode(bytes.value())?;
+            if !check.may_match(&record)? {
+                return Ok(false);
+            }
+            let stored = self.stored_event(&tokens, tenant, seq, record)?;
+            if filter.matches(&stored.event) {
+                if let Some(last) = events.last().filter(|_| events.len() == limit) {
+                    next = Some((last.event.ts, last.seq));
+                    return Ok(true);
+                }
+                events.push(stored);
+            }
+            Ok(false)
+        };
         // Hour by hour, newest first, over the hours whose counters saw the wanted type,
-        // outcome and client (or any event); within each, the time index newest first.
+        // outcome and client (or any event). An event of a packed span comes with its head,
+        // so only the matching ones are fetched from the log.
         let hours = self.hours_with(tenant, want_type, want_outcome, want_client, filter)?;
         let times = self.time_reader(tenant)?;
-        'hours: for h in hours.into_iter().rev() {
+        let narrowed = want_type.is_some() || want_outcome.is_some() || want_client.is_some();
+        let mut found = Vec::new();
+        'hours: for &(h, matching) in hours.iter().rev() {
             let start = (u64::from(h) * HOUR_MS).max(filter.from);
             let end = ((u64::from(h) + 1) * HOUR_MS).min(filter.to);
             if start >= end || start > upper.0 {
                 continue;
             }
-            let mut hour = times.newest_first(start, upper.min((end, 0)))?;
-            while let Some((_, seq)) = hour.next()? {
-                let bytes = logged(&log, tenant, seq)?;
-                let head = RecordHead::decode(bytes.value())?;
-                if want_type.is_some_and(|t| t != head.type_id)
-                    || want_outcome.is_some_and(|o| o != head.outcome)
-                    || want_client.is_some_and(|c| Some(c) != head.client)
-                {
-                    continue;
-                }
-                let record = EventRecord::decode(bytes.value())?;
-                if !check.may_match(&record)? {
-                    continue;
-                }
-                let stored = self.stored_event(&tokens, tenant, seq, record)?;
-                if filter.matches(&stored.event) {
-                    if let Some(last) = events.last().filter(|_| events.len() == limit) {
-                        next = Some((last.event.ts, last.seq));
+            let below = upper.min((end, 0));
+            if narrowed && matching <= GATHERED_MAX {
+                // Few events of the hour match: the hour's entries are walked source by
+                // source (no merge), the candidates gathered and sorted.
+                found.clear();
+                times.for_each(start, end, |ts, seq, head| {
+                    if (ts, seq) < below
+                        && head.is_none_or(|h| wanted(h.type_id, h.outcome, h.client))
+                    {
+                        found.push((ts, seq));
+                    }
+                    Ok(())
+                })?;
+                found.sort_unstable_by(|a, b| b.cmp(a));
+                for &(_, seq) in &found {
+                    if take(seq)? {
                         break 'hours;
                     }
-                    events.push(stored);
+                }
+            } else {
+                // The time index merged newest first, so that a page stops early.
+                let mut hour = times.newest_first(start, below)?;
+                while let Some(((_, seq), head)) = hour.next()? {
+                    if head.is_some_and(|h| !wanted(h.type_id, h.outcome, h.client)) {
+                        continue;
+                    }
+                    if take(seq)? {
+                        break 'hours;
+                    }
                 }
             }
         }
@@ -371,7 +417,8 @@ impl Snapshot {
     }
 
     /// The hours of `[filter.from, filter.to)`, ascending, in which `tenant`'s counters saw
-    /// an event of the wanted type, outcome and client (any event when none is set).
+    /// an event of the wanted type, outcome and client (any event when none is set), each
+    /// with how many they saw.
     fn hours_with(
         &self,
         tenant: u32,
@@ -379,13 +426,13 @@ impl Snapshot {
         outcome: Option<u8>,
         client: Option<u32>,
         filter: &EventFilter,
-    ) -> Result<Vec<u32>, StoreError> {
+    ) -> Result<Vec<(u32, u64)>, StoreError> {
         let (from, to) = hours_of(filter.from, filter.to);
         let (dim, value) = match client {
             Some(c) => (Dim::Client, Some(c)),
             None => (Dim::Type, Some(0)),
         };
-        let mut hours: Vec<u32> = self
+        let mut hours: Vec<(u32, u64)> = self
             .counters(tenant, Granularity::Hour, dim, value, from, to)?
             .into_iter()
             .filter(|row| {
@@ -393,10 +440,16 @@ impl Snapshot {
                     && event_type.is_none_or(|t| t == row.type_id)
                     && outcome.is_none_or(|o| o == row.outcome)
             })
-            .map(|row| row.bucket)
+            .map(|row| (row.bucket, row.count))
             .collect();
         hours.sort_unstable();
-        hours.dedup();
+        hours.dedup_by(|later, first| {
+            let same = later.0 == first.0;
+            if same {
+                first.1 += later.1;
+            }
+            same
+        });
         Ok(hours)
     }
 
@@ -592,7 +645,7 @@ impl Snapshot {
                 consider(key.value().1, bytes.value())?;
             }
         } else {
-            self.time_reader(tenant)?.for_each(from, to, |_, seq| {
+            self.time_reader(tenant)?.for_each(from, to, |_, seq, _| {
                 consider(seq, logged(&log, tenant, seq)?.value())
             })?;
         }

@@ -748,6 +748,7 @@ fn columned_events(n: u64) -> Vec<(u32, Event)> {
             });
             e.token = (i % 2 == 0).then(|| format!("tok-{}", i % 41));
             e.route = (i % 6 != 0).then(|| format!("/join/{}", i * 7 % 53));
+            e.client_id = (i % 7 != 0).then(|| format!("client-{}", i % 5));
             (tenant, e)
         })
         .collect()
@@ -1258,13 +1259,15 @@ async fn postings_follow_the_blocks_through_groups_rebuilds_and_upgrades() {
 
     // A version 4 store gets its postings at open, a version 5 store its hour pieces,
     // and a version 6 store its route column: all three get their column tables again.
-    // A version 7 store gets its posted spans' time index packed.
+    // A version 7 store gets its posted spans' time index packed, a version 8 store its
+    // time pieces packed again with their heads.
     let mut store = store;
     for (version, drop_tables) in [
         (4, drop_postings as fn(&redb::WriteTransaction)),
         (5, drop_hour_pieces),
         (6, drop_route_column),
         (7, unpack_times),
+        (8, super::time_pieces::headless_pieces),
     ] {
         store.close();
         drop(store);
@@ -1299,20 +1302,42 @@ fn assert_time_index_lists(store: &Store, events: &[(u32, Event)]) {
     )
     .expect("len");
     assert!(packed > 0, "no span is packed");
-    for (from, to, event_type) in [
-        (0, u64::MAX, None),
-        (NOW, NOW + 100 * HOUR_MS, Some("token.validation_failed")),
-        (NOW + 3 * HOUR_MS + 1, NOW + 30 * HOUR_MS, None),
+    let success = Some(Outcome::Success);
+    for (from, to, event_type, outcome, client) in [
+        (0, u64::MAX, None, None, None),
+        (
+            NOW,
+            NOW + 100 * HOUR_MS,
+            Some("token.validation_failed"),
+            None,
+            None,
+        ),
+        (NOW + 3 * HOUR_MS + 1, NOW + 30 * HOUR_MS, None, None, None),
         (
             NOW + 3 * HOUR_MS + 1,
             NOW + 30 * HOUR_MS,
             Some("join.access"),
+            None,
+            None,
+        ),
+        (0, u64::MAX, None, None, Some("client-3")),
+        (NOW, NOW + 40 * HOUR_MS, None, success, Some("client-1")),
+        (0, u64::MAX, Some("join.access"), success, Some("client-4")),
+        (0, u64::MAX, None, Some(Outcome::Failure), None),
+        (
+            0,
+            u64::MAX,
+            Some("join.access"),
+            Some(Outcome::Failure),
+            None,
         ),
     ] {
         let filter = EventFilter {
             from,
             to,
             event_type: event_type.map(str::to_owned),
+            outcome,
+            client_id: client.map(str::to_owned),
             ..EventFilter::default()
         };
         let mut want: Vec<u64> = events

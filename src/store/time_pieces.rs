@@ -7,7 +7,9 @@
 //! [`TIMES`], in the same transaction, for [`SPAN_TIMES`]: sorted by (ts, seq) and cut
 //! into pieces of [`PIECE_ENTRIES`] entries, each a row `(tenant, span's first seq, first
 //! ts, first seq) → piece`, holding its entries' time gaps and seq offsets bit-packed
-//! (about 4 bytes per event where [`TIMES`] took 23 of pages).
+//! (about 4 bytes per event where [`TIMES`] took 23 of pages), and the type, outcome and
+//! client of each (see [`Head`]), so that a listing filtered by them fetches from the log
+//! only the events that match.
 //!
 //! Every logged event is in exactly one of the two: a span is packed whole, in one
 //! transaction. Readers take the union ([`TimeReader::for_each`]); a posted span not
@@ -33,8 +35,9 @@ const PIECE_ENTRIES: usize = 256;
 #[cfg(test)]
 const PIECE_ENTRIES: usize = 8;
 
-/// Format byte of an encoded piece.
-const PIECE_FORMAT: u8 = 1;
+/// Format byte of an encoded piece. Format 1 (schema 8) held no [`Head`]s: a span whose
+/// pieces are of it is packed again at open ([`pack_posted`]).
+const PIECE_FORMAT: u8 = 2;
 
 /// Spans packed per transaction when a store is brought up to date at open.
 const CATCH_UP_SPANS: usize = 16;
@@ -43,65 +46,129 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("time piece: {what}"))
 }
 
-/// The (ts, seq) of `tenant`'s events with seqs in `[first, end)`, from the log, sorted.
+/// What a listing checks on an event before fetching it: its type, outcome and client
+/// (interned name ids), as its record's head holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Head {
+    pub type_id: u32,
+    pub outcome: u8,
+    pub client: Option<u32>,
+}
+
+impl Head {
+    fn of(record: &RecordHead) -> Head {
+        Head {
+            type_id: record.type_id,
+            outcome: record.outcome,
+            client: record.client,
+        }
+    }
+}
+
+/// One event of a span's time index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    ts: u64,
+    seq: u64,
+    head: Head,
+}
+
+/// The entries of `tenant`'s events with seqs in `[first, end)`, from the log, sorted
+/// by (ts, seq).
 fn span_times(
     log: &impl ReadableTable<(u32, u64), &'static [u8]>,
     tenant: u32,
     first: u64,
     end: u64,
-) -> Result<Vec<(u64, u64)>, StoreError> {
+) -> Result<Vec<Entry>, StoreError> {
     let mut times = Vec::with_capacity(SPAN_BLOCKS * BLOCK);
     for row in log.range((tenant, first)..(tenant, end))? {
         let (key, bytes) = row?;
-        times.push((RecordHead::decode(bytes.value())?.ts, key.value().1));
+        let head = RecordHead::decode(bytes.value())?;
+        times.push(Entry {
+            ts: head.ts,
+            seq: key.value().1,
+            head: Head::of(&head),
+        });
     }
-    times.sort_unstable();
+    times.sort_unstable_by_key(|e| (e.ts, e.seq));
     Ok(times)
 }
 
-/// The pieces of a span starting at seq `first`, from its (ts, seq) sorted: ((first ts,
+/// The pieces of a span starting at seq `first`, from its entries sorted: ((first ts,
 /// first seq), piece), in key order.
-fn pieces_of(first: u64, times: &[(u64, u64)]) -> Vec<((u64, u64), Vec<u8>)> {
-    times
+fn pieces_of(first: u64, entries: &[Entry]) -> Vec<((u64, u64), Vec<u8>)> {
+    entries
         .chunks(PIECE_ENTRIES)
-        .map(|piece| (piece[0], encode_piece(first, piece)))
+        .map(|piece| ((piece[0].ts, piece[0].seq), encode_piece(first, piece)))
         .collect()
 }
 
-/// Encodes entries (ts, seq), sorted, at least one, of a span starting at seq `first`.
-fn encode_piece(first: u64, entries: &[(u64, u64)]) -> Vec<u8> {
+/// Encodes entries, sorted, at least one, of a span starting at seq `first`: the first
+/// ts, then the columns of time gaps, seq offsets, type ids, outcomes and clients (0 for
+/// none, else the id plus one).
+fn encode_piece(first: u64, entries: &[Entry]) -> Vec<u8> {
     let mut out = BitWriter::framed(PIECE_FORMAT, entries.len());
-    out.number(entries[0].0);
+    out.number(entries[0].ts);
     let gaps = entries
         .iter()
-        .scan(entries[0].0, |previous, &(ts, _)| {
-            let gap = ts - *previous;
-            *previous = ts;
+        .scan(entries[0].ts, |previous, e| {
+            let gap = e.ts - *previous;
+            *previous = e.ts;
             Some(gap)
         })
         .collect::<Vec<_>>();
     out.column(gaps.into_iter());
-    out.column(entries.iter().map(|&(_, seq)| seq - first));
+    out.column(entries.iter().map(|e| e.seq - first));
+    out.column(entries.iter().map(|e| u64::from(e.head.type_id)));
+    out.column(entries.iter().map(|e| u64::from(e.head.outcome)));
+    out.column(
+        entries
+            .iter()
+            .map(|e| e.head.client.map_or(0, |c| u64::from(c) + 1)),
+    );
     out.into_bytes()
 }
 
-/// Calls `visit` with the (ts, seq) of each entry of piece `bytes` (of a span starting
-/// at seq `first`), in order.
+/// The columns of a piece being decoded, reused from piece to piece.
+#[derive(Default)]
+struct Scratch {
+    gaps: Vec<u64>,
+    seqs: Vec<u64>,
+    types: Vec<u64>,
+    outcomes: Vec<u64>,
+    clients: Vec<u64>,
+}
+
+/// Calls `visit` with each entry of piece `bytes` (of a span starting at seq `first`), in
+/// order.
 fn decode_piece(
     first: u64,
     bytes: &[u8],
-    gaps: &mut Vec<u64>,
-    seqs: &mut Vec<u64>,
-    mut visit: impl FnMut(u64, u64) -> Result<(), StoreError>,
+    s: &mut Scratch,
+    mut visit: impl FnMut(Entry) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let (mut piece, len) = BitReader::framed(bytes, PIECE_FORMAT, SPAN_BLOCKS * BLOCK, corrupt)?;
     let mut ts = piece.number()?;
-    piece.column(len, gaps)?;
-    piece.column(len, seqs)?;
+    piece.column(len, &mut s.gaps)?;
+    piece.column(len, &mut s.seqs)?;
+    piece.column(len, &mut s.types)?;
+    piece.column(len, &mut s.outcomes)?;
+    piece.column(len, &mut s.clients)?;
     piece.finish()?;
-    for (&gap, &offset) in gaps.iter().zip(seqs.iter()) {
+    let columns = s.gaps.iter().zip(&s.seqs).zip(&s.types).zip(&s.outcomes);
+    for ((((&gap, &offset), &type_id), &outcome), &client) in columns.zip(&s.clients) {
         ts = ts.checked_add(gap).ok_or_else(|| corrupt("time"))?;
-        visit(ts, first.checked_add(offset).ok_or_else(|| corrupt("seq"))?)?;
+        let head = Head {
+            type_id: u32::try_from(type_id).map_err(|_| corrupt("type"))?,
+            outcome: u8::try_from(outcome).map_err(|_| corrupt("outcome"))?,
+            client: match client {
+                0 => None,
+                c => Some(u32::try_from(c - 1).map_err(|_| corrupt("client"))?),
+            },
+        };
+        let seq = first.checked_add(offset).ok_or_else(|| corrupt("seq"))?;
+        visit(Entry { ts, seq, head })?;
     }
     Ok(())
 }
@@ -117,27 +184,45 @@ pub(super) fn pack_span(
     end: u64,
 ) -> Result<(), StoreError> {
     let entries = span_times(log, tenant, first, end)?;
-    for &(ts, seq) in &entries {
-        times.remove(time_key(tenant, ts, seq))?;
+    for e in &entries {
+        times.remove(time_key(tenant, e.ts, e.seq))?;
     }
-    for ((ts, seq), piece) in pieces_of(first, &entries) {
+    insert_pieces(pieces, tenant, first, &entries)
+}
+
+fn insert_pieces(
+    pieces: &mut Table<'_, SpanTimeKey, &'static [u8]>,
+    tenant: u32,
+    first: u64,
+    entries: &[Entry],
+) -> Result<(), StoreError> {
+    for ((ts, seq), piece) in pieces_of(first, entries) {
         pieces.insert((tenant, first, ts, seq), piece.as_slice())?;
     }
     Ok(())
 }
 
-/// Whether `tenant`'s span starting at `first` has pieces.
-fn is_packed(
+/// The keys of `tenant`'s span starting at `first` in [`SPAN_TIMES`].
+fn span_keys(tenant: u32, first: u64) -> std::ops::RangeInclusive<SpanTimeKey> {
+    (tenant, first, 0, 0)..=(tenant, first, u64::MAX, u64::MAX)
+}
+
+/// The format of the pieces of `tenant`'s span starting at `first` (that of its first
+/// piece), none when it has none.
+fn packed_format(
     pieces: &impl ReadableTable<SpanTimeKey, &'static [u8]>,
     tenant: u32,
     first: u64,
-) -> Result<bool, StoreError> {
-    let span = (tenant, first, 0, 0)..=(tenant, first, u64::MAX, u64::MAX);
-    Ok(pieces.range(span)?.next().is_some())
+) -> Result<Option<u8>, StoreError> {
+    match pieces.range(span_keys(tenant, first))?.next() {
+        Some(piece) => Ok(Some(piece?.1.value().first().copied().unwrap_or(0))),
+        None => Ok(None),
+    }
 }
 
-/// Packs at most `limit` posted spans that have no pieces yet; returns how many it
-/// packed.
+/// Packs at most `limit` posted spans that have no pieces yet, or pieces of an older
+/// format (packed again from the log: their events are not in [`TIMES`]); returns how
+/// many it packed.
 pub(super) fn pack_posted(txn: &WriteTransaction, limit: usize) -> Result<usize, StoreError> {
     let spans = txn.open_table(POSTING_SPANS)?;
     let log = txn.open_table(LOG)?;
@@ -150,17 +235,23 @@ pub(super) fn pack_posted(txn: &WriteTransaction, limit: usize) -> Result<usize,
         }
         let (key, value) = span?;
         let ((tenant, first), (end, _)) = (key.value(), value.value());
-        if !is_packed(&pieces, tenant, first)? {
-            pack_span(&log, &mut times, &mut pieces, tenant, first, end)?;
-            packed += 1;
+        match packed_format(&pieces, tenant, first)? {
+            Some(PIECE_FORMAT) => continue,
+            Some(_) => {
+                let entries = span_times(&log, tenant, first, end)?;
+                pieces.retain_in(span_keys(tenant, first), |_, _| false)?;
+                insert_pieces(&mut pieces, tenant, first, &entries)?;
+            }
+            None => pack_span(&log, &mut times, &mut pieces, tenant, first, end)?,
         }
+        packed += 1;
     }
     Ok(packed)
 }
 
-/// Packs every posted span that has no pieces, [`CATCH_UP_SPANS`] per transaction: for a
-/// store written before pieces existed (schema 7), or one whose spans were posted at
-/// open.
+/// Packs every posted span that has no pieces or pieces of an older format,
+/// [`CATCH_UP_SPANS`] per transaction: for a store written before pieces existed (schema
+/// 7) or before they held heads (schema 8), or one whose spans were posted at open.
 pub fn catch_up(db: &redb::Database) -> Result<(), StoreError> {
     loop {
         let txn = db.begin_write()?;
@@ -184,23 +275,24 @@ pub(super) struct TimeReader {
 }
 
 impl TimeReader {
-    /// Calls `visit` with the (ts, seq) of every event of the tenant whose ts is in
-    /// `[from, to)`, from the pieces (span by span, each in time order) and then
-    /// [`TIMES`] (in time order): in no overall order.
+    /// Calls `visit` with the ts, seq and head (when known: from a piece, not from
+    /// [`TIMES`]) of every event of the tenant whose ts is in `[from, to)`, from the pieces
+    /// (span by span, each in time order) and then [`TIMES`] (in time order): in no overall
+    /// order.
     pub(super) fn for_each(
         &self,
         from: u64,
         to: u64,
-        mut visit: impl FnMut(u64, u64) -> Result<(), StoreError>,
+        mut visit: impl FnMut(u64, u64, Option<Head>) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         if from >= to {
             return Ok(());
         }
         let tenant = self.tenant;
-        let (mut gaps, mut seqs) = (Vec::new(), Vec::new());
-        let mut in_range = |ts: u64, seq: u64| {
+        let mut scratch = Scratch::default();
+        let mut in_range = |ts: u64, seq: u64, head: Option<Head>| {
             if (from..to).contains(&ts) {
-                visit(ts, seq)?;
+                visit(ts, seq, head)?;
             }
             Ok(())
         };
@@ -210,7 +302,9 @@ impl TimeReader {
             let starting_before_to = (tenant, first, 0, 0)..(tenant, first, to, 0);
             for piece in self.pieces.range(starting_before_to)?.rev() {
                 let (key, bytes) = piece?;
-                decode_piece(first, bytes.value(), &mut gaps, &mut seqs, &mut in_range)?;
+                decode_piece(first, bytes.value(), &mut scratch, |e| {
+                    in_range(e.ts, e.seq, Some(e.head))
+                })?;
                 if key.value().2 < from {
                     break;
                 }
@@ -219,7 +313,7 @@ impl TimeReader {
         let keys = time_key(tenant, from, 0)..time_key(tenant, to, 0);
         for entry in self.times.range(keys)? {
             let (_, ts, seq) = time_key_parts(entry?.0.value());
-            in_range(ts, seq)?;
+            in_range(ts, seq, None)?;
         }
         Ok(())
     }
@@ -227,8 +321,9 @@ impl TimeReader {
 
 impl TimeReader {
     /// The tenant's (ts, seq) with ts at least `from` and strictly before `below`, newest
-    /// first: each packed span's pieces and [`TIMES`] walked backwards and merged, so that
-    /// a listing decodes about one piece per span before its first event.
+    /// first, each with its [`Head`] when known (from a piece; not from [`TIMES`]): each
+    /// packed span's pieces and [`TIMES`] walked backwards and merged, so that a listing
+    /// decodes about one piece per span before its first event.
     pub(super) fn newest_first(
         &self,
         from: u64,
@@ -254,8 +349,7 @@ impl TimeReader {
             walks,
             times: self.times.range(keys)?,
             heads: BinaryHeap::new(),
-            gaps: Vec::new(),
-            seqs: Vec::new(),
+            scratch: Scratch::default(),
         };
         for source in 0..=merged.walks.len() {
             merged.advance(source)?;
@@ -270,11 +364,10 @@ pub(super) struct NewestFirst {
     below: (u64, u64),
     walks: Vec<SpanWalk>,
     times: redb::Range<'static, u128, ()>,
-    /// The newest entry not yet taken of each source that has one: (entry, source), the
-    /// source `walks.len()` being [`TIMES`].
-    heads: BinaryHeap<((u64, u64), usize)>,
-    gaps: Vec<u64>,
-    seqs: Vec<u64>,
+    /// The newest entry not yet taken of each source that has one: ((ts, seq), source,
+    /// head), the source `walks.len()` being [`TIMES`] (whose entries have no head).
+    heads: BinaryHeap<((u64, u64), usize, Option<Head>)>,
+    scratch: Scratch,
 }
 
 /// One packed span's pieces, walked backwards.
@@ -282,19 +375,19 @@ struct SpanWalk {
     first: u64,
     pieces: redb::Range<'static, SpanTimeKey, &'static [u8]>,
     /// The entries of the pieces decoded and not taken yet, oldest first.
-    decoded: Vec<(u64, u64)>,
+    decoded: Vec<Entry>,
     /// Set once a piece starting before `from` has been decoded.
     done: bool,
 }
 
 impl NewestFirst {
-    /// The next (ts, seq), newest first.
-    pub(super) fn next(&mut self) -> Result<Option<(u64, u64)>, StoreError> {
-        let Some((entry, source)) = self.heads.pop() else {
+    /// The next (ts, seq), newest first, with its head when known.
+    pub(super) fn next(&mut self) -> Result<Option<((u64, u64), Option<Head>)>, StoreError> {
+        let Some((entry, source, head)) = self.heads.pop() else {
             return Ok(None);
         };
         self.advance(source)?;
-        Ok(Some(entry))
+        Ok(Some((entry, head)))
     }
 
     /// Puts the next entry of `source` in the heads, if it has one.
@@ -302,19 +395,20 @@ impl NewestFirst {
         let Some(walk) = self.walks.get_mut(source) else {
             if let Some(key) = self.times.next_back() {
                 let (_, ts, seq) = time_key_parts(key?.0.value());
-                self.heads.push(((ts, seq), source));
+                self.heads.push(((ts, seq), source, None));
             }
             return Ok(());
         };
         loop {
             if let Some(entry) = walk.decoded.pop() {
-                if entry.0 < self.from {
+                if entry.ts < self.from {
                     walk.decoded.clear();
                     walk.done = true;
                     return Ok(());
                 }
-                if entry < self.below {
-                    self.heads.push((entry, source));
+                if (entry.ts, entry.seq) < self.below {
+                    self.heads
+                        .push(((entry.ts, entry.seq), source, Some(entry.head)));
                     return Ok(());
                 }
                 continue;
@@ -330,16 +424,10 @@ impl NewestFirst {
             // The pieces before one that starts before `from` end before `from`.
             walk.done = key.value().2 < self.from;
             let decoded = &mut walk.decoded;
-            decode_piece(
-                walk.first,
-                bytes.value(),
-                &mut self.gaps,
-                &mut self.seqs,
-                |ts, seq| {
-                    decoded.push((ts, seq));
-                    Ok(())
-                },
-            )?;
+            decode_piece(walk.first, bytes.value(), &mut self.scratch, |e| {
+                decoded.push(e);
+                Ok(())
+            })?;
         }
     }
 }
@@ -375,7 +463,7 @@ impl Snapshot {
         for span in spans.iter()? {
             let (key, value) = span?;
             let ((tenant, first), (end, _)) = (key.value(), value.value());
-            if !is_packed(&pieces, tenant, first)? {
+            if packed_format(&pieces, tenant, first)?.is_none() {
                 continue;
             }
             packed.push((tenant, first, end));
@@ -394,45 +482,131 @@ impl Snapshot {
     }
 }
 
+/// Rewrites every time piece as format 1 (schema 8) wrote it: time gaps and seq offsets,
+/// no heads.
+#[cfg(test)]
+pub(super) fn headless_pieces(txn: &WriteTransaction) {
+    let mut pieces = txn.open_table(SPAN_TIMES).expect("pieces");
+    let mut old = Vec::new();
+    let mut scratch = Scratch::default();
+    for piece in pieces.iter().expect("pieces") {
+        let (key, bytes) = piece.expect("piece");
+        let key = key.value();
+        let mut entries = Vec::new();
+        decode_piece(key.1, bytes.value(), &mut scratch, |e| {
+            entries.push(e);
+            Ok(())
+        })
+        .expect("decodes");
+        let mut out = BitWriter::framed(1, entries.len());
+        out.number(entries[0].ts);
+        let mut previous = entries[0].ts;
+        let gaps: Vec<u64> = entries
+            .iter()
+            .map(|e| e.ts - std::mem::replace(&mut previous, e.ts))
+            .collect();
+        out.column(gaps.into_iter());
+        out.column(entries.iter().map(|e| e.seq - key.1));
+        old.push((key, out.into_bytes()));
+    }
+    for (key, bytes) in old {
+        pieces.insert(key, bytes.as_slice()).expect("rewrites");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn pieces_hold_their_entries_in_order() {
-        let first = 1_000;
-        let mut entries: Vec<(u64, u64)> = (0..100u64)
-            .map(|i| (1_764_633_600_000 + (i * 7919 % 37) * 1_000, first + i * 3))
-            .collect();
-        entries.sort_unstable();
-        let pieces = pieces_of(first, &entries);
-        assert_eq!(pieces.len(), 100usize.div_ceil(PIECE_ENTRIES));
+    fn entry(ts: u64, seq: u64, i: u64) -> Entry {
+        Entry {
+            ts,
+            seq,
+            head: Head {
+                type_id: 3 + (i % 5) as u32,
+                outcome: (i % 3) as u8,
+                client: (i % 4 != 0).then_some(1_000 + (i % 7) as u32),
+            },
+        }
+    }
+
+    fn decode_all(first: u64, pieces: &[((u64, u64), Vec<u8>)]) -> Vec<Entry> {
         let mut decoded = Vec::new();
-        let (mut gaps, mut seqs) = (Vec::new(), Vec::new());
-        for ((ts, seq), bytes) in &pieces {
+        let mut scratch = Scratch::default();
+        for ((ts, seq), bytes) in pieces {
             let before = decoded.len();
-            decode_piece(first, bytes, &mut gaps, &mut seqs, |ts, seq| {
-                decoded.push((ts, seq));
+            decode_piece(first, bytes, &mut scratch, |e| {
+                decoded.push(e);
                 Ok(())
             })
             .expect("decodes");
+            let head = &decoded[before];
             assert_eq!(
-                decoded[before],
+                (head.ts, head.seq),
                 (*ts, *seq),
                 "a piece's key is its first entry"
             );
         }
-        assert_eq!(decoded, entries);
+        decoded
+    }
+
+    #[test]
+    fn pieces_hold_their_entries_in_order() {
+        let first = 1_000;
+        let mut entries: Vec<Entry> = (0..100u64)
+            .map(|i| {
+                entry(
+                    1_764_633_600_000 + (i * 7919 % 37) * 1_000,
+                    first + i * 3,
+                    i,
+                )
+            })
+            .collect();
+        entries.sort_unstable_by_key(|e| (e.ts, e.seq));
+        let pieces = pieces_of(first, &entries);
+        assert_eq!(pieces.len(), 100usize.div_ceil(PIECE_ENTRIES));
+        assert_eq!(decode_all(first, &pieces), entries);
+        // The extremes of each head field come back too.
+        let extremes = [
+            Entry {
+                ts: 5,
+                seq: first,
+                head: Head {
+                    type_id: 0,
+                    outcome: 0,
+                    client: Some(0),
+                },
+            },
+            Entry {
+                ts: 6,
+                seq: first + 1,
+                head: Head {
+                    type_id: u32::MAX,
+                    outcome: u8::MAX,
+                    client: Some(u32::MAX),
+                },
+            },
+            Entry {
+                ts: 6,
+                seq: first + 2,
+                head: Head {
+                    type_id: 1,
+                    outcome: 2,
+                    client: None,
+                },
+            },
+        ];
+        assert_eq!(decode_all(first, &pieces_of(first, &extremes)), extremes);
     }
 
     #[test]
     fn damaged_pieces_are_corruption_not_panics() {
-        let entries: Vec<(u64, u64)> = (0..8u64).map(|i| (i * 1_000, 10 + i)).collect();
+        let entries: Vec<Entry> = (0..8u64).map(|i| entry(i * 1_000, 10 + i, i)).collect();
         let bytes = encode_piece(10, &entries);
-        let (mut gaps, mut seqs) = (Vec::new(), Vec::new());
+        let mut scratch = Scratch::default();
         let mut seen = 0;
         for cut in 0..bytes.len() {
-            let result = decode_piece(10, &bytes[..cut], &mut gaps, &mut seqs, |_, _| {
+            let result = decode_piece(10, &bytes[..cut], &mut scratch, |_| {
                 seen += 1;
                 Ok(())
             });
@@ -444,8 +618,19 @@ mod tests {
         assert_eq!(seen, 0, "nothing is visited from a damaged piece");
         let mut wrong_format = bytes.clone();
         wrong_format[0] ^= 0xff;
-        assert!(decode_piece(10, &wrong_format, &mut gaps, &mut seqs, |_, _| Ok(())).is_err());
+        assert!(decode_piece(10, &wrong_format, &mut scratch, |_| Ok(())).is_err());
         // A seq offset that overflows is refused.
-        assert!(decode_piece(u64::MAX, &bytes, &mut gaps, &mut seqs, |_, _| Ok(())).is_err());
+        assert!(decode_piece(u64::MAX, &bytes, &mut scratch, |_| Ok(())).is_err());
+        // A head field past its type is refused.
+        let mut out = BitWriter::framed(PIECE_FORMAT, 1);
+        out.number(0);
+        for column in [0, 0, u64::from(u32::MAX) + 1, 0, 0] {
+            out.column([column].into_iter());
+        }
+        let bytes = out.into_bytes();
+        assert!(matches!(
+            decode_piece(10, &bytes, &mut scratch, |_| Ok(())),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 }
