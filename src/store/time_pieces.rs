@@ -65,6 +65,9 @@ impl Head {
     }
 }
 
+/// An event's place in the time index: (ts, seq).
+pub(super) type Place = (u64, u64);
+
 /// One event of a span's time index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
@@ -382,7 +385,7 @@ struct SpanWalk {
 
 impl NewestFirst {
     /// The next (ts, seq), newest first, with its head when known.
-    pub(super) fn next(&mut self) -> Result<Option<((u64, u64), Option<Head>)>, StoreError> {
+    pub(super) fn next(&mut self) -> Result<Option<(Place, Option<Head>)>, StoreError> {
         let Some((entry, source, head)) = self.heads.pop() else {
             return Ok(None);
         };
