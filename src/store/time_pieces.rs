@@ -28,12 +28,19 @@ use super::records::RecordHead;
 use super::tables::*;
 use super::StoreError;
 
-/// Entries per piece (the last of a span may hold fewer): about 1 KB, three to a page.
+/// The most entries a piece holds.
 #[cfg(not(test))]
-const PIECE_ENTRIES: usize = 256;
-/// Small pieces, so that tests cut spans into many.
+const PIECE_ENTRIES: usize = 1_024;
+/// The most bytes a piece takes, unless it holds one entry: three pieces and their keys
+/// fill a 4 KiB leaf of redb (pieces cut by count alone, of sizes that vary with their
+/// columns' widths, left the leaves about 80 % full). About 200 entries at 10 M events.
+#[cfg(not(test))]
+const PIECE_BYTES: usize = 1_320;
+/// Small pieces, so that tests cut spans into many, by both limits.
 #[cfg(test)]
 const PIECE_ENTRIES: usize = 8;
+#[cfg(test)]
+const PIECE_BYTES: usize = 64;
 
 /// Format byte of an encoded piece. Format 1 (schema 8) held no [`Head`]s: a span whose
 /// pieces are of it is packed again at open ([`pack_posted`]).
@@ -99,17 +106,48 @@ fn span_times(
 }
 
 /// The pieces of a span starting at seq `first`, from its entries sorted: ((first ts,
-/// first seq), piece), in key order.
+/// first seq), piece), in key order. Each holds as many entries as fit in
+/// [`PIECE_BYTES`], at most [`PIECE_ENTRIES`].
 fn pieces_of(first: u64, entries: &[Entry]) -> Vec<((u64, u64), Vec<u8>)> {
-    entries
-        .chunks(PIECE_ENTRIES)
-        .map(|piece| ((piece[0].ts, piece[0].seq), encode_piece(first, piece)))
-        .collect()
+    let mut pieces = Vec::new();
+    let mut rest = entries;
+    let mut previous = PIECE_ENTRIES;
+    while !rest.is_empty() {
+        // A span's pieces hold about as many entries each: the search starts at twice as
+        // many as the previous one took.
+        let mut len = rest
+            .len()
+            .min(PIECE_ENTRIES)
+            .min(previous.saturating_mul(2).max(16));
+        let mut bytes = encode_piece(first, &rest[..len]);
+        if bytes.len() > PIECE_BYTES && len > 1 {
+            // The most entries that fit, between one (always taken) and `len` (too many),
+            // by bisection: fewer entries never take more bytes.
+            let (mut fits, mut over, mut fitted) = (1, len, None);
+            while over - fits > 1 {
+                let middle = fits + (over - fits) / 2;
+                let tried = encode_piece(first, &rest[..middle]);
+                if tried.len() <= PIECE_BYTES {
+                    (fits, fitted) = (middle, Some(tried));
+                } else {
+                    over = middle;
+                }
+            }
+            len = fits;
+            bytes = fitted.unwrap_or_else(|| encode_piece(first, &rest[..1]));
+        }
+        previous = len;
+        pieces.push(((rest[0].ts, rest[0].seq), bytes));
+        rest = &rest[len..];
+    }
+    pieces
 }
 
 /// Encodes entries, sorted, at least one, of a span starting at seq `first`: the first
-/// ts, then the columns of time gaps, seq offsets, type ids, outcomes and clients (0 for
-/// none, else the id plus one).
+/// ts, then the columns of time gaps and seq offsets; the (type id, outcome) pairs the
+/// piece holds (how many, then a column of each, sorted) and each entry's place among
+/// them (a few bits where the pair took nine or more); the clients (0 for none, else the
+/// id plus one).
 fn encode_piece(first: u64, entries: &[Entry]) -> Vec<u8> {
     let mut out = BitWriter::framed(PIECE_FORMAT, entries.len());
     out.number(entries[0].ts);
@@ -123,8 +161,19 @@ fn encode_piece(first: u64, entries: &[Entry]) -> Vec<u8> {
         .collect::<Vec<_>>();
     out.column(gaps.into_iter());
     out.column(entries.iter().map(|e| e.seq - first));
-    out.column(entries.iter().map(|e| u64::from(e.head.type_id)));
-    out.column(entries.iter().map(|e| u64::from(e.head.outcome)));
+    let mut kinds: Vec<(u32, u8)> = entries
+        .iter()
+        .map(|e| (e.head.type_id, e.head.outcome))
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    out.number(kinds.len() as u64);
+    out.column(kinds.iter().map(|&(type_id, _)| u64::from(type_id)));
+    out.column(kinds.iter().map(|&(_, outcome)| u64::from(outcome)));
+    out.column(entries.iter().map(|e| {
+        let kind = (e.head.type_id, e.head.outcome);
+        kinds.binary_search(&kind).unwrap_or(0) as u64 // every entry's kind is in `kinds`
+    }));
     out.column(
         entries
             .iter()
@@ -140,6 +189,7 @@ struct Scratch {
     seqs: Vec<u64>,
     types: Vec<u64>,
     outcomes: Vec<u64>,
+    kinds: Vec<u64>,
     clients: Vec<u64>,
 }
 
@@ -155,13 +205,22 @@ fn decode_piece(
     let mut ts = piece.number()?;
     piece.column(len, &mut s.gaps)?;
     piece.column(len, &mut s.seqs)?;
-    piece.column(len, &mut s.types)?;
-    piece.column(len, &mut s.outcomes)?;
+    let kinds = usize::try_from(piece.number()?)
+        .ok()
+        .filter(|&kinds| kinds <= len)
+        .ok_or_else(|| corrupt("kinds"))?;
+    piece.column(kinds, &mut s.types)?;
+    piece.column(kinds, &mut s.outcomes)?;
+    piece.column(len, &mut s.kinds)?;
     piece.column(len, &mut s.clients)?;
     piece.finish()?;
-    let columns = s.gaps.iter().zip(&s.seqs).zip(&s.types).zip(&s.outcomes);
-    for ((((&gap, &offset), &type_id), &outcome), &client) in columns.zip(&s.clients) {
+    let columns = s.gaps.iter().zip(&s.seqs).zip(&s.kinds);
+    for (((&gap, &offset), &kind), &client) in columns.zip(&s.clients) {
         ts = ts.checked_add(gap).ok_or_else(|| corrupt("time"))?;
+        let kind = usize::try_from(kind).map_err(|_| corrupt("kind"))?;
+        let (Some(&type_id), Some(&outcome)) = (s.types.get(kind), s.outcomes.get(kind)) else {
+            return Err(corrupt("kind"));
+        };
         let head = Head {
             type_id: u32::try_from(type_id).map_err(|_| corrupt("type"))?,
             outcome: u8::try_from(outcome).map_err(|_| corrupt("outcome"))?,
@@ -567,7 +626,27 @@ mod tests {
             .collect();
         entries.sort_unstable_by_key(|e| (e.ts, e.seq));
         let pieces = pieces_of(first, &entries);
-        assert_eq!(pieces.len(), 100usize.div_ceil(PIECE_ENTRIES));
+        assert!(pieces.len() >= 100usize.div_ceil(PIECE_ENTRIES));
+        let mut sizes = Vec::new();
+        for (_, bytes) in &pieces {
+            let mut count = 0;
+            decode_piece(first, bytes, &mut Scratch::default(), |_| {
+                count += 1;
+                Ok(())
+            })
+            .expect("decodes");
+            assert!(count <= PIECE_ENTRIES);
+            assert!(
+                bytes.len() <= PIECE_BYTES || count == 1,
+                "{} bytes",
+                bytes.len()
+            );
+            sizes.push(count);
+        }
+        assert!(
+            sizes.iter().any(|&n| n < PIECE_ENTRIES) && sizes.contains(&PIECE_ENTRIES),
+            "cut by both limits: {sizes:?}"
+        );
         assert_eq!(decode_all(first, &pieces), entries);
         // The extremes of each head field come back too.
         let extremes = [
@@ -625,15 +704,31 @@ mod tests {
         // A seq offset that overflows is refused.
         assert!(decode_piece(u64::MAX, &bytes, &mut scratch, |_| Ok(())).is_err());
         // A head field past its type is refused.
-        let mut out = BitWriter::framed(PIECE_FORMAT, 1);
-        out.number(0);
-        for column in [0, 0, u64::from(u32::MAX) + 1, 0, 0] {
-            out.column([column].into_iter());
+        // One entry: its gap and seq offset, then the pairs, its kind and its client.
+        let piece = |kinds: u64, [type_id, outcome, kind, client]: [u64; 4]| {
+            let mut out = BitWriter::framed(PIECE_FORMAT, 1);
+            out.number(0);
+            out.column([0].into_iter());
+            out.column([0].into_iter());
+            out.number(kinds);
+            out.column(std::iter::repeat_n(type_id, kinds as usize));
+            out.column(std::iter::repeat_n(outcome, kinds as usize));
+            out.column([kind].into_iter());
+            out.column([client].into_iter());
+            decode_piece(10, &out.into_bytes(), &mut Scratch::default(), |_| Ok(()))
+        };
+        assert!(piece(1, [7, 1, 0, 0]).is_ok());
+        for (kinds, columns) in [
+            (1, [u64::from(u32::MAX) + 1, 1, 0, 0]), // a type id past u32
+            (1, [7, 256, 0, 0]),                     // an outcome past u8
+            (1, [7, 1, 1, 0]),                       // a kind past the pairs
+            (2, [7, 1, 0, 0]),                       // more pairs than entries
+            (1, [7, 1, 0, u64::from(u32::MAX) + 2]), // a client id past u32
+        ] {
+            assert!(
+                matches!(piece(kinds, columns), Err(StoreError::Corrupt(_))),
+                "{kinds} {columns:?}"
+            );
         }
-        let bytes = out.into_bytes();
-        assert!(matches!(
-            decode_piece(10, &bytes, &mut scratch, |_| Ok(())),
-            Err(StoreError::Corrupt(_))
-        ));
     }
 }
