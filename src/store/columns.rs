@@ -19,9 +19,11 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use redb::{Database, ReadableTable, Table, WriteTransaction};
 
+use super::day_tallies::{whole_days, DayTally};
 use super::names::Names;
 use super::postings::{PostingWriter, Unposted};
 use super::read::{text_named, Snapshot};
@@ -845,6 +847,11 @@ impl Hours {
         (self.from, self.to, self.inside)
     }
 
+    /// Whether it takes no hour at all.
+    fn is_empty(&self) -> bool {
+        self.inside && self.from >= self.to
+    }
+
     /// Whether a block of hours `[min, max]` may hold an hour this takes.
     fn takes_any(&self, min: u32, max: u32) -> bool {
         if self.inside {
@@ -926,9 +933,39 @@ impl Snapshot {
         let failure = Outcome::Failure.code();
         let unposted = self.posted_end(tenant)?;
         let numbers = self.numbers_of(tenant, column)?;
+        // The whole days of a range come from the day tallies of the posted spans, its
+        // partial days from their pieces (the blocks after them and the tail, for every
+        // hour).
+        let (from, to, inside) = hours.bounds();
+        let days = match (inside, outcome) {
+            (true, None) => whole_days(from, to),
+            _ => None,
+        };
+        let posted_hours = match days {
+            Some((first, end)) => {
+                vec![Hours::inside(from, first * 24), Hours::inside(end * 24, to)]
+            }
+            None => vec![hours],
+        };
+        // The whole days on which the day counters saw events of the tenant.
+        let mut event_days = Vec::new();
+        if let Some((first, end)) = days {
+            let rows = self.counters(tenant, Granularity::Day, Dim::Type, Some(0), first, end)?;
+            event_days = rows
+                .iter()
+                .filter(|row| row.count > 0)
+                .map(|row| row.bucket)
+                .collect();
+            event_days.sort_unstable();
+            event_days.dedup();
+        }
         let count = |firsts: std::ops::RangeInclusive<u64>| {
             let mut tally = Tally::for_numbers(numbers);
-            self.count_posted(tenant, firsts.clone(), column, hours, outcome, &mut tally)?;
+            for &part in &posted_hours {
+                if !part.is_empty() {
+                    self.count_posted(tenant, firsts.clone(), column, part, outcome, &mut tally)?;
+                }
+            }
             let blocks = unposted.max(*firsts.start())..=*firsts.end();
             if !blocks.is_empty() {
                 self.count_blocks(tenant, blocks, column, hours, outcome, &mut tally)?;
@@ -939,6 +976,9 @@ impl Snapshot {
             lower.merge(upper);
             lower
         })?;
+        for &day in &event_days {
+            self.add_day(tenant, column, day, unposted, numbers, &mut tally)?;
+        }
         self.for_each_tail_entry(tenant, |e| {
             let id = column.of(&e);
             if id != 0 && hours.takes(e.hour) && outcome.is_none_or(|o| o == e.outcome) {
@@ -946,6 +986,63 @@ impl Snapshot {
             }
         })?;
         Ok(tally)
+    }
+
+    /// Adds to `tally` the counts of `column` over `tenant`'s posted spans (those starting
+    /// before `posted_end`) on UTC day `day`: from the day tally kept, when there is one
+    /// this snapshot may use, plus the spans posted since; the sum is kept.
+    fn add_day(
+        &self,
+        tenant: u32,
+        column: Column,
+        day: u32,
+        posted_end: u64,
+        numbers: u64,
+        tally: &mut Tally,
+    ) -> Result<(), StoreError> {
+        let generation = self
+            .txn()
+            .open_table(META)?
+            .get(META_REBUILDS)?
+            .map_or(0, |v| v.value());
+        let key = (tenant, column.code(), day);
+        let kept = self
+            .days()
+            .get(key, generation)
+            .filter(|kept| kept.covered_end <= posted_end);
+        let covered_end = kept.as_ref().map_or(0, |kept| kept.covered_end);
+        if let Some(kept) = kept.as_ref().filter(|_| covered_end == posted_end) {
+            tally.add_counts(&kept.counts);
+            return Ok(());
+        }
+        // The spans posted since, counted on two threads when there are many.
+        let hours = Hours::inside(day * 24, (day + 1) * 24);
+        let newer = |firsts: std::ops::RangeInclusive<u64>| {
+            let mut counted = Tally::for_numbers(numbers);
+            let start = covered_end.max(*firsts.start());
+            let last = (*firsts.end()).min(posted_end.saturating_sub(1));
+            if start <= last {
+                self.count_posted(tenant, start..=last, column, hours, None, &mut counted)?;
+            }
+            Ok(counted)
+        };
+        let mut counted = self.on_halves(tenant, newer, |mut lower, upper| {
+            lower.merge(upper);
+            lower
+        })?;
+        if let Some(kept) = &kept {
+            counted.add_counts(&kept.counts);
+        }
+        if let Some(counts) = counted.to_counts() {
+            let day_tally = DayTally {
+                generation,
+                covered_end: posted_end,
+                counts,
+            };
+            self.days().put(key, Arc::new(day_tally));
+        }
+        tally.merge(counted);
+        Ok(())
     }
 
     /// One past the highest number of `column`'s values in `tenant`: how many dense counts

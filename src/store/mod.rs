@@ -9,6 +9,7 @@ pub mod codec;
 pub mod columns;
 mod compact;
 mod counters;
+mod day_tallies;
 mod error;
 mod event_format;
 mod hour_pieces;
@@ -86,6 +87,7 @@ pub struct Store {
     names: names::SharedNames,
     book: sketches::SharedBook,
     totals: Arc<Totals>,
+    days: Arc<day_tallies::DayTallies>,
     writer: Writer,
     writable: Arc<AtomicBool>,
     path: PathBuf,
@@ -127,6 +129,7 @@ impl Store {
             names,
             book,
             totals,
+            days: Arc::default(),
             writer,
             writable,
             path,
@@ -212,6 +215,7 @@ impl Store {
             names::snapshot(&self.names),
             Some(self.book.clone()),
             Some(self.totals.clone()),
+            self.days.clone(),
         ))
     }
 

@@ -9,6 +9,7 @@ use redb::ReadTransaction;
 
 use super::columns::{Column, ValueRef, KIND_ROUTE, KIND_USER};
 use super::counters::CounterRow;
+use super::day_tallies::DayTallies;
 use super::names::Names;
 use super::records::{EventRecord, Numbers, RecordHead, RouteRef, Text, TokenRecord};
 use super::sketches::SharedBook;
@@ -128,6 +129,7 @@ pub struct Snapshot {
     names: Arc<Names>,
     book: Option<SharedBook>,
     totals: Option<Arc<Totals>>,
+    days: Arc<DayTallies>,
 }
 
 /// An event as stored: the validated event plus what the server added.
@@ -268,13 +270,19 @@ impl Snapshot {
         names: Arc<Names>,
         book: Option<SharedBook>,
         totals: Option<Arc<Totals>>,
+        days: Arc<DayTallies>,
     ) -> Snapshot {
         Snapshot {
             txn,
             names,
             book,
             totals,
+            days,
         }
+    }
+
+    pub(super) fn days(&self) -> &DayTallies {
+        &self.days
     }
 
     pub(super) fn book(&self) -> Option<&SharedBook> {

@@ -314,6 +314,11 @@ impl Store {
                 super::postings::PostingWriter::open(txn)?.clear()?;
                 super::columns::fold_log(txn, None, usize::MAX, &names)?;
                 super::time_pieces::pack_posted(txn, usize::MAX)?;
+                // The day tallies counted before this generation are not used again.
+                let mut meta = txn.open_table(META)?;
+                let rebuilds = meta.get(META_REBUILDS)?.map_or(0, |v| v.value());
+                meta.insert(META_REBUILDS, rebuilds + 1)?;
+                drop(meta);
                 // On the writer thread, before any later group: the totals count the new
                 // blocks once this transaction has committed.
                 totals.forget();

@@ -179,6 +179,9 @@ pub type SketchKey = (u32, u8, u32, u8);
 /// First event seq not yet folded into the `sketches` table (later ones are replayed from
 /// the log at start-up).
 pub const META_SKETCH_SEQ: &str = "sketch_seq";
+/// How many rebuilds the store has had: the generation of the day tallies kept in memory
+/// (see `day_tallies`).
+pub const META_REBUILDS: &str = "rebuilds";
 
 #[cfg(test)]
 mod tests {

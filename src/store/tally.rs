@@ -80,23 +80,62 @@ impl Tally {
                 slot[0] += 1;
                 slot[1] += failure;
             }
-            None => self.count_outside(number, failure),
+            None => self.count_outside(number, 1, failure),
         }
+    }
+
+    /// Adds `counts`, (number, events, failures) each.
+    pub(super) fn add_counts(&mut self, counts: &[(u64, u32, u32)]) {
+        let events: u64 = counts.iter().map(|&(_, events, _)| u64::from(events)).sum();
+        if self.added + events >= u64::from(u32::MAX) {
+            self.widen();
+        }
+        self.added += events;
+        for &(number, events, failures) in counts {
+            match usize::try_from(number)
+                .ok()
+                .and_then(|i| self.dense.get_mut(i))
+            {
+                Some(slot) => {
+                    slot[0] += events;
+                    slot[1] += failures;
+                }
+                None => self.count_outside(number, events, failures),
+            }
+        }
+    }
+
+    /// (number, events, failures) of every number counted, by number; none when a count
+    /// is past `u32`.
+    pub(super) fn to_counts(&self) -> Option<Vec<(u64, u32, u32)>> {
+        let mut counts: Vec<(u64, u32, u32)> = self
+            .nonzero_dense()
+            .map(|(n, c, f)| (n, c as u32, f as u32)) // dense counts are u32s
+            .collect();
+        for (&number, &(count, failures)) in &self.wide {
+            counts.push((
+                number,
+                u32::try_from(count).ok()?,
+                u32::try_from(failures).ok()?,
+            ));
+        }
+        counts.sort_unstable_by_key(|&(number, _, _)| number);
+        Some(counts)
     }
 
     /// Counts a number past the dense counts: it grows them when the number is below
     /// [`DENSE_MAX`], else the number goes to the wide counts.
     #[cold]
-    fn count_outside(&mut self, number: u64, failure: u32) {
+    fn count_outside(&mut self, number: u64, events: u32, failures: u32) {
         if number < DENSE_MAX {
             let at = number as usize; // below 2²⁴
             self.dense.resize(at + 1, [0, 0]); // amortised: the Vec's capacity doubles
-            self.dense[at][0] += 1;
-            self.dense[at][1] += failure;
+            self.dense[at][0] += events;
+            self.dense[at][1] += failures;
         } else {
             let slot = self.wide.entry(number).or_default();
-            slot.0 += 1;
-            slot.1 += u64::from(failure);
+            slot.0 += u64::from(events);
+            slot.1 += u64::from(failures);
         }
     }
 
