@@ -355,14 +355,10 @@ impl Snapshot {
         let mut events: Vec<StoredEvent> = Vec::new();
         let mut next = None;
         let mut check = RecordCheck::new(filter, &self.names, tokens.of(tenant));
-        // Fetches and checks the event `seq`; true once the page is full.
+        // Fetches and checks the event `seq` (whose head matched); true once the page is
+        // full.
         let mut take = |seq: u64| -> Result<bool, StoreError> {
-            let bytes = logged(&log, tenant, seq)?;
-            let head = RecordHead::decode(bytes.value())?;
-            if !wanted(head.type_id, head.outcome, head.client) {
-                return Ok(false);
-            }
-            let record = EventRecord::decode(bytes.value())?;
+            let record = EventRecord::decode(logged(&log, tenant, seq)?.value())?;
             if !check.may_match(&record)? {
                 return Ok(false);
             }
@@ -377,8 +373,8 @@ impl Snapshot {
             Ok(false)
         };
         // Hour by hour, newest first, over the hours whose counters saw the wanted type,
-        // outcome and client (or any event). An event of a packed span comes with its head,
-        // so only the matching ones are fetched from the log.
+        // outcome and client (or any event). The time index holds each event's head, so
+        // only the matching ones are fetched from the log.
         let hours = self.hours_with(tenant, want_type, want_outcome, want_client, filter)?;
         let times = self.time_reader(tenant)?;
         let narrowed = want_type.is_some() || want_outcome.is_some() || want_client.is_some();
@@ -395,9 +391,7 @@ impl Snapshot {
                 // source (no merge), the candidates gathered and sorted.
                 found.clear();
                 times.for_each(start, end, |ts, seq, head| {
-                    if (ts, seq) < below
-                        && head.is_none_or(|h| wanted(h.type_id, h.outcome, h.client))
-                    {
+                    if (ts, seq) < below && wanted(head.type_id, head.outcome, head.client) {
                         found.push((ts, seq));
                     }
                     Ok(())
@@ -412,7 +406,7 @@ impl Snapshot {
                 // The time index merged newest first, so that a page stops early.
                 let mut hour = times.newest_first(start, below)?;
                 while let Some(((_, seq), head)) = hour.next()? {
-                    if head.is_some_and(|h| !wanted(h.type_id, h.outcome, h.client)) {
+                    if !wanted(head.type_id, head.outcome, head.client) {
                         continue;
                     }
                     if take(seq)? {

@@ -137,7 +137,9 @@ impl Snapshot {
             |tenant, seq, record| {
                 if !is_packed(tenant, seq) {
                     unpacked += 1;
-                    if times.get(time_key(tenant, record.ts, seq))?.is_none() {
+                    let head = time_head(record.type_id, record.outcome, record.client);
+                    let stored = times.get(time_key(tenant, record.ts, seq))?;
+                    if stored.is_none_or(|stored| stored.value() != head) {
                         report.index_mismatches += 1;
                     }
                 }
@@ -266,7 +268,8 @@ impl Store {
                     &txn.open_table(VALUE_NAMES)?,
                     &names,
                     |tenant, seq, record| {
-                        times.insert(time_key(tenant, record.ts, seq), ())?;
+                        let head = time_head(record.type_id, record.outcome, record.client);
+                        times.insert(time_key(tenant, record.ts, seq), head)?;
                         Ok(())
                     },
                 )?;

@@ -34,9 +34,20 @@ pub const NAMES: TableDefinition<u32, &str> = TableDefinition::new("names");
 /// (Schema 3 and earlier named it `log`, with records of an older format.)
 pub const LOG: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("event_log");
 /// The log in time order, for the events of no packed span: [`time_key`]s of (tenant, ts
-/// ms, seq), no value. Time ranges, listings and cursors read it with [`SPAN_TIMES`] and
-/// fetch each record from [`LOG`].
-pub const TIMES: TableDefinition<u128, ()> = TableDefinition::new("times");
+/// ms, seq) → the event's [`TimeHead`]. Time ranges, listings and cursors read it with
+/// [`SPAN_TIMES`] and fetch from [`LOG`] the records they need.
+pub const TIMES: TableDefinition<u128, TimeHead> = TableDefinition::new("recent_times");
+/// [`TIMES`] as schemas 4 to 9 kept it, without heads: moved into [`TIMES`] at open.
+pub const LEGACY_TIMES: TableDefinition<u128, ()> = TableDefinition::new("times");
+
+/// What a listing checks on an event before fetching it: its type id, its outcome code
+/// and its client id plus one (0 for none).
+pub type TimeHead = (u32, u8, u64);
+
+/// The [`TimeHead`] of an event of type `type_id`, outcome `outcome` and client `client`.
+pub fn time_head(type_id: u32, outcome: u8, client: Option<u32>) -> TimeHead {
+    (type_id, outcome, client.map_or(0, |c| u64::from(c) + 1))
+}
 /// The time index of packed spans (see `time_pieces`): (tenant, span's first seq, first
 /// ts, first seq) → a piece of the span's (ts, seq), in that order.
 pub const SPAN_TIMES: TableDefinition<SpanTimeKey, &[u8]> = TableDefinition::new("span_times");

@@ -335,12 +335,12 @@ fn drop_hour_pieces(txn: &redb::WriteTransaction) {
     unpack_times(txn);
 }
 
-/// Puts every event back in `times` and drops the time pieces, which no store before
-/// version 8 had.
+/// Puts every event back in the time index without heads and drops the time pieces,
+/// which no store before version 8 had.
 fn unpack_times(txn: &redb::WriteTransaction) {
     use redb::ReadableTable;
     let log = txn.open_table(tables::LOG).expect("log");
-    let mut times = txn.open_table(tables::TIMES).expect("times");
+    let mut times = txn.open_table(tables::LEGACY_TIMES).expect("times");
     for entry in log.iter().expect("iter") {
         let (key, bytes) = entry.expect("entry");
         let (tenant, seq) = key.value();
@@ -349,7 +349,29 @@ fn unpack_times(txn: &redb::WriteTransaction) {
             .insert(tables::time_key(tenant, ts, seq), ())
             .expect("insert");
     }
+    txn.delete_table(tables::TIMES).expect("drop");
     txn.delete_table(tables::SPAN_TIMES).expect("drop");
+}
+
+/// Moves the time index of the newest events into the table without heads that stores
+/// before version 10 had.
+fn legacy_times(txn: &redb::WriteTransaction) {
+    use redb::ReadableTable;
+    let times = txn.open_table(tables::TIMES).expect("times");
+    let mut legacy = txn.open_table(tables::LEGACY_TIMES).expect("times");
+    for entry in times.iter().expect("iter") {
+        legacy
+            .insert(entry.expect("entry").0.value(), ())
+            .expect("insert");
+    }
+    drop(times);
+    txn.delete_table(tables::TIMES).expect("drop");
+}
+
+/// Version 8: time pieces without heads, the newest events' time index too.
+fn headless_times(txn: &redb::WriteTransaction) {
+    super::time_pieces::headless_pieces(txn);
+    legacy_times(txn);
 }
 
 /// Makes the log and column tables what version 6 wrote: routes in records as text, tail
@@ -1143,7 +1165,8 @@ async fn routes_are_numbered_by_text_whether_the_log_names_them_or_holds_them_in
                 )));
                 let seq = 1_000_000 + i as u64;
                 log.insert((*tenant, seq), record.encode()?.as_slice())?;
-                times.insert(tables::time_key(*tenant, e.ts, seq), ())?;
+                let head = tables::time_head(record.type_id, record.outcome, record.client);
+                times.insert(tables::time_key(*tenant, e.ts, seq), head)?;
             }
             Ok(())
         })
@@ -1260,14 +1283,16 @@ async fn postings_follow_the_blocks_through_groups_rebuilds_and_upgrades() {
     // A version 4 store gets its postings at open, a version 5 store its hour pieces,
     // and a version 6 store its route column: all three get their column tables again.
     // A version 7 store gets its posted spans' time index packed, a version 8 store its
-    // time pieces packed again with their heads.
+    // time pieces packed again with their heads, a version 9 store heads in the newest
+    // events' time index.
     let mut store = store;
     for (version, drop_tables) in [
         (4, drop_postings as fn(&redb::WriteTransaction)),
         (5, drop_hour_pieces),
         (6, drop_route_column),
         (7, unpack_times),
-        (8, super::time_pieces::headless_pieces),
+        (8, headless_times),
+        (9, legacy_times),
     ] {
         store.close();
         drop(store);

@@ -1,11 +1,12 @@
 //! Time pieces: the time index of posted spans, packed.
 //!
-//! [`TIMES`] holds one 16-byte key per event. Events stored out of time order (a
+//! [`TIMES`] holds one 16-byte key per event (and its head, see [`TimeHead`]). Events
+//! stored out of time order (a
 //! backfill, the benchmark's fill) land at random places in it, which leaves its leaves
 //! about 69 % full and makes each group commit copy a leaf per event. So [`TIMES`] keeps
 //! only the newest events: when a span is posted (see `postings`), its events leave
 //! [`TIMES`], in the same transaction, for [`SPAN_TIMES`]: sorted by (ts, seq) and cut
-//! into pieces of [`PIECE_ENTRIES`] entries, each a row `(tenant, span's first seq, first
+//! into pieces of at most [`PIECE_BYTES`], each a row `(tenant, span's first seq, first
 //! ts, first seq) → piece`, holding its entries' time gaps and seq offsets bit-packed
 //! (about 4 bytes per event where [`TIMES`] took 23 of pages), and the type, outcome and
 //! client of each (see [`Head`]), so that a listing filtered by them fetches from the log
@@ -69,6 +70,19 @@ impl Head {
             outcome: record.outcome,
             client: record.client,
         }
+    }
+
+    /// The head a [`TIMES`] entry holds.
+    fn of_time((type_id, outcome, client): TimeHead) -> Result<Head, StoreError> {
+        let client = match client {
+            0 => None,
+            c => Some(u32::try_from(c - 1).map_err(|_| corrupt("client"))?),
+        };
+        Ok(Head {
+            type_id,
+            outcome,
+            client,
+        })
     }
 }
 
@@ -239,7 +253,7 @@ fn decode_piece(
 /// its pieces. The span must not be packed yet.
 pub(super) fn pack_span(
     log: &impl ReadableTable<(u32, u64), &'static [u8]>,
-    times: &mut Table<'_, u128, ()>,
+    times: &mut Table<'_, u128, TimeHead>,
     pieces: &mut Table<'_, SpanTimeKey, &'static [u8]>,
     tenant: u32,
     first: u64,
@@ -311,6 +325,52 @@ pub(super) fn pack_posted(txn: &WriteTransaction, limit: usize) -> Result<usize,
     Ok(packed)
 }
 
+/// Entries moved from [`LEGACY_TIMES`] to [`TIMES`] per transaction.
+const HEADS_CHUNK: usize = 50_000;
+
+/// Moves the time index of a store written before [`TIMES`] held heads (schemas 4 to
+/// 9) into it, each entry with its record's head, [`HEADS_CHUNK`] entries per
+/// transaction: an interrupted move resumes with the entries left.
+pub fn add_heads(db: &redb::Database) -> Result<(), StoreError> {
+    loop {
+        let txn = db.begin_write()?;
+        let done = match txn.open_table(LEGACY_TIMES) {
+            Ok(mut legacy) => {
+                let keys = legacy
+                    .iter()?
+                    .take(HEADS_CHUNK)
+                    .map(|key| Ok(key?.0.value()))
+                    .collect::<Result<Vec<u128>, StoreError>>()?;
+                let log = txn.open_table(LOG)?;
+                let mut times = txn.open_table(TIMES)?;
+                for &key in &keys {
+                    let (tenant, ts, seq) = time_key_parts(key);
+                    // An entry of no logged event has nothing to list: it goes.
+                    if let Some(bytes) = log.get((tenant, seq))? {
+                        let head = RecordHead::decode(bytes.value())?;
+                        let head = time_head(head.type_id, head.outcome, head.client);
+                        times.insert(time_key(tenant, ts, seq), head)?;
+                    }
+                }
+                if let Some(&last) = keys.last() {
+                    legacy.retain_in(..=last, |_, _| false)?;
+                }
+                keys.len() < HEADS_CHUNK
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if done {
+            txn.delete_table(LEGACY_TIMES)?;
+        }
+        txn.commit()?;
+        tracing::info!("time index: entries given their heads");
+        if done {
+            return Ok(());
+        }
+    }
+}
+
 /// Packs every posted span that has no pieces or pieces of an older format,
 /// [`CATCH_UP_SPANS`] per transaction: for a store written before pieces existed (schema
 /// 7) or before they held heads (schema 8), or one whose spans were posted at open.
@@ -333,26 +393,25 @@ pub(super) struct TimeReader {
     /// The first seq of each posted span (packed or not).
     spans: Vec<u64>,
     pieces: redb::ReadOnlyTable<SpanTimeKey, &'static [u8]>,
-    times: redb::ReadOnlyTable<u128, ()>,
+    times: redb::ReadOnlyTable<u128, TimeHead>,
 }
 
 impl TimeReader {
-    /// Calls `visit` with the ts, seq and head (when known: from a piece, not from
-    /// [`TIMES`]) of every event of the tenant whose ts is in `[from, to)`, from the pieces
-    /// (span by span, each in time order) and then [`TIMES`] (in time order): in no overall
-    /// order.
+    /// Calls `visit` with the ts, seq and head of every event of the tenant whose ts is in
+    /// `[from, to)`, from the pieces (span by span, each in time order) and then [`TIMES`]
+    /// (in time order): in no overall order.
     pub(super) fn for_each(
         &self,
         from: u64,
         to: u64,
-        mut visit: impl FnMut(u64, u64, Option<Head>) -> Result<(), StoreError>,
+        mut visit: impl FnMut(u64, u64, Head) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         if from >= to {
             return Ok(());
         }
         let tenant = self.tenant;
         let mut scratch = Scratch::default();
-        let mut in_range = |ts: u64, seq: u64, head: Option<Head>| {
+        let mut in_range = |ts: u64, seq: u64, head: Head| {
             if (from..to).contains(&ts) {
                 visit(ts, seq, head)?;
             }
@@ -365,7 +424,7 @@ impl TimeReader {
             for piece in self.pieces.range(starting_before_to)?.rev() {
                 let (key, bytes) = piece?;
                 decode_piece(first, bytes.value(), &mut scratch, |e| {
-                    in_range(e.ts, e.seq, Some(e.head))
+                    in_range(e.ts, e.seq, e.head)
                 })?;
                 if key.value().2 < from {
                     break;
@@ -374,8 +433,9 @@ impl TimeReader {
         }
         let keys = time_key(tenant, from, 0)..time_key(tenant, to, 0);
         for entry in self.times.range(keys)? {
-            let (_, ts, seq) = time_key_parts(entry?.0.value());
-            in_range(ts, seq, None)?;
+            let (key, head) = entry?;
+            let (_, ts, seq) = time_key_parts(key.value());
+            in_range(ts, seq, Head::of_time(head.value())?)?;
         }
         Ok(())
     }
@@ -383,7 +443,7 @@ impl TimeReader {
 
 impl TimeReader {
     /// The tenant's (ts, seq) with ts at least `from` and strictly before `below`, newest
-    /// first, each with its [`Head`] when known (from a piece; not from [`TIMES`]): each
+    /// first, each with its [`Head`]: each
     /// packed span's pieces and [`TIMES`] walked backwards and merged, so that a listing
     /// decodes about one piece per span before its first event.
     pub(super) fn newest_first(
@@ -425,10 +485,10 @@ pub(super) struct NewestFirst {
     from: u64,
     below: (u64, u64),
     walks: Vec<SpanWalk>,
-    times: redb::Range<'static, u128, ()>,
+    times: redb::Range<'static, u128, TimeHead>,
     /// The newest entry not yet taken of each source that has one: ((ts, seq), source,
-    /// head), the source `walks.len()` being [`TIMES`] (whose entries have no head).
-    heads: BinaryHeap<((u64, u64), usize, Option<Head>)>,
+    /// head), the source `walks.len()` being [`TIMES`].
+    heads: BinaryHeap<(Place, usize, Head)>,
     scratch: Scratch,
 }
 
@@ -443,8 +503,8 @@ struct SpanWalk {
 }
 
 impl NewestFirst {
-    /// The next (ts, seq), newest first, with its head when known.
-    pub(super) fn next(&mut self) -> Result<Option<(Place, Option<Head>)>, StoreError> {
+    /// The next (ts, seq), newest first, with its head.
+    pub(super) fn next(&mut self) -> Result<Option<(Place, Head)>, StoreError> {
         let Some((entry, source, head)) = self.heads.pop() else {
             return Ok(None);
         };
@@ -455,9 +515,11 @@ impl NewestFirst {
     /// Puts the next entry of `source` in the heads, if it has one.
     fn advance(&mut self, source: usize) -> Result<(), StoreError> {
         let Some(walk) = self.walks.get_mut(source) else {
-            if let Some(key) = self.times.next_back() {
-                let (_, ts, seq) = time_key_parts(key?.0.value());
-                self.heads.push(((ts, seq), source, None));
+            if let Some(entry) = self.times.next_back() {
+                let (key, head) = entry?;
+                let (_, ts, seq) = time_key_parts(key.value());
+                self.heads
+                    .push(((ts, seq), source, Head::of_time(head.value())?));
             }
             return Ok(());
         };
@@ -469,8 +531,7 @@ impl NewestFirst {
                     return Ok(());
                 }
                 if (entry.ts, entry.seq) < self.below {
-                    self.heads
-                        .push(((entry.ts, entry.seq), source, Some(entry.head)));
+                    self.heads.push(((entry.ts, entry.seq), source, entry.head));
                     return Ok(());
                 }
                 continue;

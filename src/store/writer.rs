@@ -335,7 +335,8 @@ impl WriterState {
                         pending.get(ISSUED),
                     );
                     log.insert((job.tenant, seq), record.encode()?.as_slice())?;
-                    times.insert(time_key(job.tenant, event.ts, seq), ())?;
+                    let head = time_head(record.type_id, record.outcome, record.client);
+                    times.insert(time_key(job.tenant, event.ts, seq), head)?;
                     let entry = columns.append(
                         job.tenant,
                         seq,
